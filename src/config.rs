@@ -1,0 +1,2 @@
+//! Command line (QEMU vhost-user backend program conventions) and the daemon's settings.
+#![forbid(unsafe_code)]

@@ -1,0 +1,19 @@
+//! vhost-user-spice: a vhost-user virtio-gpu (2D) and virtio-input backend that emulates a QXL
+//! device internally and serves the VM's screen to many SPICE clients at once.
+//!
+//! # Layout
+//! - [`config`]: command line (QEMU backend program conventions) and the daemon's settings.
+//! - [`virtio`]: the guest-facing vhost-user devices; the QXL *producer*.
+//! - [`display`]: the display worker; the QXL *consumer*, owner of the canonical screen.
+//! - [`spice`]: the SPICE server (per-client sessions and pipes).
+//! - [`guest`]: the traits through which the network side acts on the guest.
+//!
+//! Layering (see DESIGN.md): `virtio` → `qxl`, `display` → `qxl`, `spice` → `display` and
+//! `guest`; `virtio` implements `guest`. Never `spice` → `virtio`, `virtio` → `spice`,
+//! `display` → `spice`/`virtio`.
+
+pub mod config;
+pub mod display;
+pub mod guest;
+pub mod spice;
+pub mod virtio;

@@ -1,0 +1,2 @@
+//! The SPICE server: wire codec, link and auth, sessions, channels, per-client pipes.
+#![forbid(unsafe_code)]

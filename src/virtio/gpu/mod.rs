@@ -1,0 +1,1 @@
+//! virtio-gpu 2D (device id 16).
