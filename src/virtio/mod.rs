@@ -1,3 +1,11 @@
 //! The guest-facing vhost-user devices over the rust-vmm crates.
 
 pub mod gpu;
+
+/// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` to the frontend, so that the VMM raises a
+/// config-change interrupt in the guest. The crates' public API has no such sender; the
+/// daemon provides one (see `daemon` / `relay`).
+pub trait ConfigChangeNotifier: Send + Sync {
+    /// Fails when the frontend has not (yet) given us a backend-request channel.
+    fn notify_config_change(&self) -> std::io::Result<()>;
+}
