@@ -343,6 +343,10 @@ impl Producer {
     }
 
     fn io_within(&mut self, req: IoRequest, timeout: Duration) -> Result<(), QxlError> {
+        if matches!(req, IoRequest::FlushRelease) {
+            // The consumer can publish its open chain only into a free slot: empty the ring first.
+            self.reclaim()?;
+        }
         let id = self.shared.io.post(req);
         self.shared.to_consumer.ring();
         match self.shared.io.wait(id, timeout) {
