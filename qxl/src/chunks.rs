@@ -76,7 +76,9 @@ pub fn read_chain(
             size: expected,
             limit,
         })?;
-    let mut out = Vec::with_capacity(expected_len);
+    // Grows with the bytes actually found (doubling, capped at `expected_len`), so a header
+    // that promises much and delivers little costs little.
+    let mut out = Vec::new();
     let mut addr = first;
     for _ in 0..MAX_CHUNKS {
         let (chunk, _) = mem.obj::<QxlDataChunk>(addr)?;
@@ -102,6 +104,10 @@ pub fn read_chain(
                 ))?;
             let span = mem.resolve(data_addr, size)?;
             let start = out.len();
+            if out.capacity() < total {
+                let target = out.capacity().saturating_mul(2).clamp(total, expected_len);
+                out.reserve_exact(target.saturating_sub(start));
+            }
             out.resize(total, 0);
             let dst = out.get_mut(start..).unwrap_or_default();
             mem.read_into(span, 0, dst)?;

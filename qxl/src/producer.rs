@@ -88,6 +88,11 @@ impl Producer {
         self.shared.region.fd()
     }
 
+    /// Where ROM, RAM, the rings and VRAM sit in the region.
+    pub fn layout(&self) -> crate::region::Layout {
+        *self.shared.region.layout()
+    }
+
     /// Allocations not yet handed back by the consumer.
     pub fn live_allocations(&self) -> usize {
         self.live.len()

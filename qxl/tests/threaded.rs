@@ -51,11 +51,23 @@ fn two_thousand_draws_arrive_in_order_and_all_memory_comes_back() {
         p
     });
     for (i, r) in expected.iter().enumerate() {
-        let Command::Draw(d) = worker.next_command() else { panic!("draw {i} is not a draw") };
+        let Command::Draw(d) = worker.next_command() else {
+            panic!("draw {i} is not a draw")
+        };
         assert_eq!(d.bbox, *r, "draw {i}");
-        let DrawOp::Copy { src: Image::Bitmap(b), .. } = d.op else { panic!("draw {i}") };
+        let DrawOp::Copy {
+            src: Image::Bitmap(b),
+            ..
+        } = d.op
+        else {
+            panic!("draw {i}")
+        };
         let row = r.width() as usize * 4;
-        assert_eq!(b.data, pattern(r.width() as usize, r.height() as usize, row, i as u32), "draw {i}");
+        assert_eq!(
+            b.data,
+            pattern(r.width() as usize, r.height() as usize, row, i as u32),
+            "draw {i}"
+        );
     }
     let mut p = producer.join().unwrap();
     p.io(IoRequest::FlushRelease).unwrap();
