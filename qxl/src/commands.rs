@@ -110,10 +110,14 @@ impl Producer {
         result
     }
 
-    /// `QXL_IO_CREATE_PRIMARY` of a `width`×`height` 32-bit xRGB surface.
+    /// `QXL_IO_CREATE_PRIMARY` of a `width`×`height` 32-bit xRGB surface. An existing primary
+    /// is destroyed first (QXL requires DESTROY_PRIMARY before a new CREATE_PRIMARY).
     pub fn create_primary(&mut self, width: u32, height: u32) -> Result<(), QxlError> {
         if width == 0 || height == 0 || width > MAX_SURFACE_DIM || height > MAX_SURFACE_DIM {
             return Err(QxlError::InvalidArgument("primary size out of range"));
+        }
+        if self.primary.is_some() {
+            self.destroy_primary()?;
         }
         let create = SurfaceCreate {
             format: SPICE_SURFACE_FMT_32_XRGB,

@@ -344,7 +344,13 @@ impl Consumer {
     fn check_request(&self, request: &IoRequest) -> Result<(), String> {
         match request {
             IoRequest::CreatePrimary(create) => {
-                let stride = i64::from(create.width).saturating_mul(4);
+                // The primary has no guest memory here; check it as if rows were packed, each
+                // padded to the 4-byte stride alignment QEMU requires.
+                let bpp = parse::surface_bpp(create.format).map_err(|e| e.to_string())?;
+                let packed = u64::from(create.width)
+                    .saturating_mul(u64::from(bpp))
+                    .div_ceil(8);
+                let stride = i64::try_from(packed.next_multiple_of(4)).unwrap_or(i64::MAX);
                 let row = parse::check_surface(create.format, create.width, create.height, stride)
                     .map_err(|e| e.to_string())?;
                 if let Some(initial) = &create.initial {

@@ -157,3 +157,84 @@ fn write_rom(region: &Region, layout: &Layout, n_surfaces: u32) -> Result<(), Qx
 const fn size_of_u32<T>() -> u32 {
     std::mem::size_of::<T>() as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use zerocopy::little_endian::U32;
+
+    use super::*;
+    use crate::abi::{RingHeader, COMMAND_RING_SIZE, RELEASE_RING_SIZE};
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn both_ends_are_send() {
+        assert_send::<Producer>();
+        assert_send::<Consumer>();
+    }
+
+    #[test]
+    fn new_device_lays_out_rom_and_ram_header() {
+        let cfg = DeviceConfig {
+            ram_size: 1 << 20,
+            vram_size: 1 << 16,
+            n_surfaces: 7,
+        };
+        let (p, _c) = new_device(cfg).unwrap();
+        let region = &p.shared.region;
+        let layout = *region.layout();
+        assert_eq!(layout.total, region::ROM_SIZE + (1 << 20) + (1 << 16));
+        assert_eq!(layout.ram_usable, (1 << 20) - 8192);
+        let rom: QxlRom = region.read_obj(0).unwrap();
+        assert_eq!(rom.magic.get(), QXL_ROM_MAGIC);
+        assert_eq!(rom.ram_header_offset.get() as usize, layout.ram_usable);
+        assert_eq!(rom.n_surfaces.get(), 7);
+        assert_eq!(
+            (rom.slot_id_bits, rom.slot_gen_bits, rom.slots_start),
+            (8, 8, 1)
+        );
+        let magic: U32 = region.read_obj(layout.ram_header).unwrap();
+        assert_eq!(magic.get(), QXL_RAM_MAGIC);
+        for (at, n) in [
+            (layout.cmd_ring(), COMMAND_RING_SIZE),
+            (layout.cursor_ring(), COMMAND_RING_SIZE),
+            (layout.release_ring(), RELEASE_RING_SIZE),
+        ] {
+            let h: RingHeader = region.read_obj(at).unwrap();
+            assert_eq!((h.num_items.get(), h.prod.get(), h.cons.get()), (n, 0, 0));
+            assert_eq!((h.notify_on_prod.get(), h.notify_on_cons.get()), (1, 0));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let bad = [
+            DeviceConfig {
+                ram_size: 4096,
+                vram_size: 0,
+                n_surfaces: 1,
+            },
+            DeviceConfig {
+                ram_size: (1 << 20) + 1,
+                vram_size: 0,
+                n_surfaces: 1,
+            },
+            DeviceConfig {
+                ram_size: 1 << 20,
+                vram_size: 0,
+                n_surfaces: 0,
+            },
+            DeviceConfig {
+                ram_size: 1 << 20,
+                vram_size: 0,
+                n_surfaces: MAX_N_SURFACES + 1,
+            },
+        ];
+        for cfg in bad {
+            assert!(
+                matches!(new_device(cfg), Err(QxlError::InvalidConfig(_))),
+                "{cfg:?}"
+            );
+        }
+    }
+}

@@ -366,3 +366,69 @@ fn io_without_consumer_times_out() {
         Err(QxlError::IoTimeout(_))
     ));
 }
+
+#[test]
+fn create_primary_replaces_an_existing_one() {
+    let (mut p, c) = new_device(small_config()).unwrap();
+    let w = Worker::spawn(c);
+    p.create_primary(8, 8).unwrap();
+    p.create_primary(16, 4).unwrap();
+    assert!(matches!(io_event(&w), IoRequest::CreatePrimary(_)));
+    assert_eq!(io_event(&w), IoRequest::DestroyPrimary);
+    let IoRequest::CreatePrimary(s) = io_event(&w) else {
+        panic!()
+    };
+    assert_eq!((s.width, s.height), (16, 4));
+}
+
+#[test]
+fn other_io_requests_pass_through_and_invalid_ones_are_refused() {
+    let (mut p, c) = new_device(small_config()).unwrap();
+    let w = Worker::spawn(c);
+    let heads = vec![qxl::Head {
+        id: 0,
+        surface_id: 0,
+        width: 800,
+        height: 600,
+        x: 0,
+        y: 0,
+    }];
+    p.io(IoRequest::MonitorsConfig(heads.clone())).unwrap();
+    assert_eq!(io_event(&w), IoRequest::MonitorsConfig(heads));
+    let area = Rect {
+        top: 0,
+        left: 0,
+        bottom: 4,
+        right: 4,
+    };
+    p.io(IoRequest::UpdateArea {
+        surface_id: 0,
+        area,
+    })
+    .unwrap();
+    assert_eq!(
+        io_event(&w),
+        IoRequest::UpdateArea {
+            surface_id: 0,
+            area
+        }
+    );
+    let bad = IoRequest::UpdateArea {
+        surface_id: 64,
+        area,
+    };
+    assert!(matches!(
+        p.io(bad),
+        Err(QxlError::Io(qxl::IoError::Rejected(_)))
+    ));
+    let bad = IoRequest::CreatePrimary(qxl::SurfaceCreate {
+        format: 3,
+        width: 1,
+        height: 1,
+        initial: None,
+    });
+    assert!(matches!(
+        p.io(bad),
+        Err(QxlError::Io(qxl::IoError::Rejected(_)))
+    ));
+}
