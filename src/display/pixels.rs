@@ -113,6 +113,16 @@ impl<'a> SourceView<'a> {
         self.height
     }
 
+    /// For 32-bit sources, whether their alpha byte must be forced opaque (32BIT) or kept
+    /// (RGBA); `None` for the formats that need decoding.
+    pub(crate) fn direct32(&self) -> Option<bool> {
+        match self.format {
+            BitmapFormat::THIRTY_TWO_BIT => Some(true),
+            BitmapFormat::RGBA => Some(false),
+            _ => None,
+        }
+    }
+
     /// Row `y` (0 = top) as far as `data` holds it, or `None` past the data or the height.
     pub(crate) fn row(&self, y: u32) -> Option<&'a [u8]> {
         if y >= self.height {

@@ -261,7 +261,7 @@ impl fmt::Debug for CursorShape {
 }
 
 /// A device I/O request (QXL I/O ports), handled in order with the ring commands.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum IoRequest {
     /// QXL_IO_CREATE_PRIMARY: creates (or replaces) surface 0.
     CreatePrimary {
@@ -280,6 +280,37 @@ pub enum IoRequest {
     UpdateArea { surface_id: u32, area: Rect },
     /// QXL_IO_RESET: every surface and the cursor go.
     Reset,
+}
+
+impl fmt::Debug for IoRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CreatePrimary {
+                format,
+                width,
+                height,
+                initial,
+            } => f
+                .debug_struct("CreatePrimary")
+                .field("format", format)
+                .field("width", width)
+                .field("height", height)
+                .field("initial_len", &initial.as_ref().map(Vec::len))
+                .finish(),
+            Self::DestroyPrimary => f.write_str("DestroyPrimary"),
+            Self::DestroySurface { surface_id } => f
+                .debug_struct("DestroySurface")
+                .field("surface_id", surface_id)
+                .finish(),
+            Self::DestroyAllSurfaces => f.write_str("DestroyAllSurfaces"),
+            Self::UpdateArea { surface_id, area } => f
+                .debug_struct("UpdateArea")
+                .field("surface_id", surface_id)
+                .field("area", area)
+                .finish(),
+            Self::Reset => f.write_str("Reset"),
+        }
+    }
 }
 
 /// Called once with the outcome of an [`IoRequest`].

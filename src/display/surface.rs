@@ -232,6 +232,16 @@ impl Surface {
         let Some(region) = self.region(bbox, clip)? else {
             return Ok(None);
         };
+        let combine = Combine::for_copy(rop);
+        if combine.is_put() && bbox.width() == src_area.width() {
+            if let Some(opaque) = src.direct32() {
+                // The common case (QEMU's and virtio-gpu's updates): rows copied as bytes.
+                region.for_each_span(|y, x0, x1| {
+                    self.copy_span_direct(y, x0, x1, bbox, src, src_area, opaque);
+                });
+                return Ok(Some(region.bounds()));
+            }
+        }
         let b = region.bounds();
         // Source column of each destination column in the region's bounds: computed once, so
         // the per-pixel loop does no arithmetic on guest values.
@@ -247,7 +257,6 @@ impl Surface {
                 )
             })
             .collect();
-        let combine = Combine::for_copy(rop);
         let left = idx(b.left);
         region.for_each_span(|y, x0, x1| {
             let dy = i32::try_from(y).unwrap_or(i32::MAX);
@@ -281,6 +290,62 @@ impl Surface {
             }
         });
         Ok(Some(b))
+    }
+
+    /// One span of an unscaled plain copy from 32-bit pixels: the part whose source lies in
+    /// the bitmap row is copied as bytes; `opaque` sets the alpha byte of xRGB sources.
+    #[allow(clippy::too_many_arguments)] // one call site, each value a different axis of the draw
+    fn copy_span_direct(
+        &mut self,
+        y: usize,
+        x0: usize,
+        x1: usize,
+        bbox: Rect,
+        src: &SourceView<'_>,
+        src_area: Rect,
+        opaque: bool,
+    ) {
+        let dy = i32::try_from(y).unwrap_or(i32::MAX);
+        let (top, height) = (src_area.top, src_area.height());
+        let Some(sy) = map_axis(dy, bbox.top, bbox.height(), top, height, src.height()) else {
+            return;
+        };
+        let Some(src_row) = src.row(sy) else {
+            return;
+        };
+        let as_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let available = as_i64(src_row.len() / BYTES_PER_PIXEL).min(i64::from(src.width()));
+        // Source column of x0, then the offsets into the span whose source exists.
+        let sx0 = i64::from(src_area.left) + as_i64(x0) - i64::from(bbox.left);
+        let skip = (-sx0).max(0);
+        let end = as_i64(x1 - x0).min(available - sx0);
+        let (Ok(skip), Ok(end), Ok(from)) = (
+            usize::try_from(skip),
+            usize::try_from(end),
+            usize::try_from(sx0 + skip),
+        ) else {
+            return;
+        };
+        if end <= skip {
+            return;
+        }
+        let n = (end - skip) * BYTES_PER_PIXEL;
+        let Some(pixels) = src_row
+            .get(from * BYTES_PER_PIXEL..)
+            .and_then(|r| r.get(..n))
+        else {
+            return;
+        };
+        let start = (x0 + skip) * BYTES_PER_PIXEL;
+        let Some(dst) = self.row_mut(y).get_mut(start..start + n) else {
+            return;
+        };
+        dst.copy_from_slice(pixels);
+        if opaque {
+            for px in dst.chunks_exact_mut(BYTES_PER_PIXEL) {
+                px[3] = 0xff;
+            }
+        }
     }
 
     /// QXL_DRAW_COPY_BITS: the pixels at `src_pos` (the bbox's top-left moved there) are copied

@@ -452,3 +452,41 @@ fn read_rect_returns_rows_top_down_or_none_outside() {
         assert_eq!(s.read_rect(r), None, "{r:?}");
     }
 }
+
+#[test]
+fn direct_copy_path_matches_the_per_pixel_path() {
+    // PUT with the source and the result inverted is PUT again, but takes the per-pixel path.
+    let slow_put = Rop::OP_PUT | Rop::INVERS_SRC | Rop::INVERS_RES;
+    let mut seed = 0x2545_f491_u32;
+    let mut next = |range: i32| {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        i32::try_from(seed >> 16).unwrap() % range - 3
+    };
+    let mut short = bitmap(5, 4);
+    short.data.truncate(5 * 4 * 2 + 6);
+    let mut bottom_up = bitmap(5, 4);
+    bottom_up.top_down = false;
+    let mut rgba = bitmap(5, 4);
+    rgba.format = BitmapFormat::RGBA.0;
+    for bm in [bitmap(5, 4), short, bottom_up, rgba] {
+        let view = SourceView::from_bitmap(&bm).unwrap();
+        for _ in 0..300 {
+            let (l, t) = (next(12), next(10));
+            let (w, h, hs) = (next(10) + 3, next(8) + 3, next(8) + 3);
+            let bbox = Rect::ltrb(l, t, l + w, t + h);
+            let (sl, st) = (next(8), next(7));
+            // Same width (the direct path's condition), any height.
+            let area = Rect::ltrb(sl, st, sl + w, st + hs);
+            let clip = if next(4) == 0 {
+                Clip::Rects(vec![Rect::ltrb(1, 0, 5, 3)])
+            } else {
+                Clip::None
+            };
+            let (mut fast, mut slow) = (numbered(), numbered());
+            let a = fast.copy(bbox, &clip, &view, area, Rop::OP_PUT).unwrap();
+            let b = slow.copy(bbox, &clip, &view, area, slow_put).unwrap();
+            assert_eq!(a, b, "{bbox:?} {area:?}");
+            assert!(fast.pixels() == slow.pixels(), "{bbox:?} {area:?} {clip:?}");
+        }
+    }
+}
