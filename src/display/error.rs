@@ -53,6 +53,8 @@ pub enum DisplayError {
     CursorTooLarge { width: u16, height: u16, max: u16 },
     #[error("Guest sent cursor type {0}, which SPICE does not define")]
     UnknownCursorType(u16),
+    #[error("Guest sent {0} monitor heads, over the limit of {max}", max = super::MAX_HEADS)]
+    TooManyHeads(usize),
     #[error("The display worker is shutting down")]
     ShuttingDown,
 }

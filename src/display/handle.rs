@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use super::cursor::{CursorEvent, CursorState};
-use super::source::{CommandSource, Point, Rect};
+use super::source::{CommandSource, Head, Point, Rect};
 use super::surface::{Surface, SurfaceFormat};
 use super::worker;
 
@@ -77,7 +77,9 @@ pub enum DisplayEvent {
         generation: u64,
     },
     /// `dest` now holds what was at `src` (its top-left corner) just before: exact, unclipped
-    /// and inside the surface, so a client may replay it as SPICE's COPY_BITS.
+    /// and inside the surface, so a client may replay it as SPICE's COPY_BITS, provided its
+    /// copy of the source area is current as of `generation - 1`. A client with damage still
+    /// pending there treats it as `Damage` of `dest` instead.
     CopyBits {
         surface_id: u32,
         src: Point,
@@ -85,7 +87,12 @@ pub enum DisplayEvent {
         generation: u64,
     },
     Cursor(CursorEvent),
-    /// Every surface and the cursor are gone (device reset).
+    /// The guest's monitor layout changed (see [`DisplayHandle::monitors`]).
+    MonitorsConfig {
+        heads: Arc<[Head]>,
+        generation: u64,
+    },
+    /// Every surface, the cursor and the monitor layout are gone (device reset).
     Reset {
         generation: u64,
     },
@@ -110,11 +117,23 @@ impl Entry {
 }
 
 /// Everything readers can see.
-#[derive(Default)]
 pub(crate) struct State {
     pub(crate) surfaces: BTreeMap<u32, Entry>,
     pub(crate) cursor: CursorState,
+    /// The latest monitor layout, empty until the guest sends one.
+    pub(crate) monitors: Arc<[Head]>,
     pub(crate) generation: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            surfaces: BTreeMap::new(),
+            cursor: CursorState::default(),
+            monitors: Arc::new([]),
+            generation: 0,
+        }
+    }
 }
 
 /// What the worker thread and the handles share.
@@ -255,6 +274,11 @@ impl DisplayHandle {
 
     pub fn cursor(&self) -> CursorState {
         self.shared().read().cursor.clone()
+    }
+
+    /// The guest's latest monitor layout (empty until it sends one).
+    pub fn monitors(&self) -> Arc<[Head]> {
+        Arc::clone(&self.shared().read().monitors)
     }
 
     /// The generation of the latest change.

@@ -30,13 +30,16 @@ pub use geom::{Clip, Point, Rect, MAX_CLIP_RECTS};
 pub use handle::{
     spawn, try_spawn, DisplayEvent, DisplayHandle, SurfaceInfo, SurfaceSnapshot, EVENT_CAPACITY,
 };
-pub use source::CommandSource;
+pub use source::{CommandSource, Head};
 pub use surface::{Surface, SurfaceFormat, MAX_SURFACE_BYTES, MAX_SURFACE_SIDE};
 pub use worker::MAX_TOTAL_SURFACE_BYTES;
 
 /// Surface ids run from 0 (the primary) to this, exclusive: QEMU's qxl default `n_surfaces`
 /// (research/spice-protocol.md §3.2.3).
 pub const MAX_SURFACES: u32 = 1024;
+
+/// Monitor heads accepted in one layout: what `QXLRom`'s client monitors config holds.
+pub const MAX_HEADS: usize = 64;
 
 #[cfg(test)]
 mod tests;

@@ -280,6 +280,20 @@ pub enum IoRequest {
     UpdateArea { surface_id: u32, area: Rect },
     /// QXL_IO_RESET: every surface and the cursor go.
     Reset,
+    /// QXL_IO_MONITORS_CONFIG_ASYNC: the guest's monitor layout, for clients to follow.
+    MonitorsConfig { heads: Vec<Head> },
+}
+
+/// One monitor of the guest's layout (QXLHead).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Head {
+    pub id: u32,
+    /// The surface the monitor shows.
+    pub surface_id: u32,
+    pub width: u32,
+    pub height: u32,
+    pub x: u32,
+    pub y: u32,
 }
 
 impl fmt::Debug for IoRequest {
@@ -309,6 +323,10 @@ impl fmt::Debug for IoRequest {
                 .field("area", area)
                 .finish(),
             Self::Reset => f.write_str("Reset"),
+            Self::MonitorsConfig { heads } => f
+                .debug_struct("MonitorsConfig")
+                .field("heads", heads)
+                .finish(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The worker on its thread, driven by a fake command source: ordering, generations,
 //! snapshots, waiting and shutdown.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -79,6 +79,7 @@ fn generation_of(e: &DisplayEvent) -> u64 {
         DisplayEvent::SurfaceDestroyed { generation, .. }
         | DisplayEvent::Damage { generation, .. }
         | DisplayEvent::CopyBits { generation, .. }
+        | DisplayEvent::MonitorsConfig { generation, .. }
         | DisplayEvent::Reset { generation } => *generation,
         DisplayEvent::Cursor(
             CursorEvent::Set { generation, .. }
@@ -468,4 +469,51 @@ fn dropping_the_last_handle_stops_the_worker() {
         tx.send(fill(0, Rect::default(), 0)).is_err(),
         "the source was dropped with the worker"
     );
+}
+
+#[test]
+fn monitor_layouts_are_kept_and_announced() {
+    let (tx, display) = start();
+    let mut events = display.subscribe();
+    let head = Head {
+        id: 0,
+        surface_id: 0,
+        width: 1024,
+        height: 768,
+        x: 0,
+        y: 0,
+    };
+    let heads = vec![
+        head,
+        Head {
+            id: 1,
+            x: 1024,
+            ..head
+        },
+    ];
+    io(
+        &tx,
+        IoRequest::MonitorsConfig {
+            heads: heads.clone(),
+        },
+    )
+    .unwrap();
+    assert_eq!(&*display.monitors(), heads.as_slice());
+    let too_many = vec![head; MAX_HEADS + 1];
+    assert_eq!(
+        io(&tx, IoRequest::MonitorsConfig { heads: too_many }),
+        Err(DisplayError::TooManyHeads(MAX_HEADS + 1))
+    );
+    assert_eq!(display.monitors().len(), 2);
+    io(&tx, IoRequest::Reset).unwrap();
+    assert!(display.monitors().is_empty());
+    let got = drain(&mut events);
+    assert_eq!(
+        got[0],
+        DisplayEvent::MonitorsConfig {
+            heads: Arc::from(heads),
+            generation: 1
+        }
+    );
+    assert_eq!(got[1], DisplayEvent::Reset { generation: 2 });
 }

@@ -6,7 +6,7 @@
 //! readers copy under a lock held for one copy.
 
 use std::sync::atomic::Ordering;
-use std::sync::{PoisonError, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use super::cursor::CursorEvent;
@@ -14,11 +14,11 @@ use super::error::DisplayError;
 use super::handle::{DisplayEvent, Entry, Shared, State};
 use super::pixels::{SourceView, BYTES_PER_PIXEL};
 use super::source::{
-    CommandSource, CursorCommand, DrawCommand, DrawOp, Image, IoRequest, Point, Rect,
+    CommandSource, CursorCommand, DrawCommand, DrawOp, Head, Image, IoRequest, Point, Rect,
     SurfaceCommand, Work,
 };
 use super::surface::{surface_bytes, Surface, SurfaceFormat, MAX_SURFACE_BYTES};
-use super::MAX_SURFACES;
+use super::{MAX_HEADS, MAX_SURFACES};
 
 /// How long one wait on the source lasts: the bound on how late a shutdown is noticed.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -383,10 +383,27 @@ impl<'a> Worker<'a> {
                     .then_some(())
                     .ok_or(DisplayError::NoSuchSurface(*surface_id))
             }
+            IoRequest::MonitorsConfig { heads } => {
+                if heads.len() > MAX_HEADS {
+                    return Err(DisplayError::TooManyHeads(heads.len()));
+                }
+                let heads: Arc<[Head]> = Arc::from(heads.as_slice());
+                let mut guard = self.write();
+                let state = &mut *guard;
+                state.monitors = Arc::clone(&heads);
+                let generation = next_generation(state);
+                drop(guard);
+                self.events.push((
+                    DisplayEvent::MonitorsConfig { heads, generation },
+                    generation,
+                ));
+                Ok(())
+            }
             IoRequest::Reset => {
                 let mut guard = self.write();
                 let state = &mut *guard;
                 state.surfaces.clear();
+                state.monitors = Arc::new([]);
                 let generation = next_generation(state);
                 state.cursor.reset(generation);
                 drop(guard);
