@@ -5,6 +5,7 @@
 //! into a bounded broadcast channel that drops the oldest for a lagging subscriber, and
 //! readers copy under a lock held for one copy.
 
+use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -70,7 +71,8 @@ impl<'a> Worker<'a> {
             Work::Draw(cmd) => {
                 let surface_id = cmd.surface_id;
                 if let Err(e) = self.draw(cmd) {
-                    self.warnings.warn("draw", surface_id, &e);
+                    self.warnings
+                        .warn(format_args!("draw on surface {surface_id}"), &e);
                 }
             }
             Work::Surface(SurfaceCommand::Create {
@@ -82,23 +84,25 @@ impl<'a> Worker<'a> {
             }) => {
                 let format = SurfaceFormat(format);
                 if let Err(e) = self.create(surface_id, format, width, height, initial.as_deref()) {
-                    self.warnings.warn("surface create", surface_id, &e);
+                    self.warnings
+                        .warn(format_args!("create of surface {surface_id}"), &e);
                 }
             }
             Work::Surface(SurfaceCommand::Destroy { surface_id }) => {
                 if let Err(e) = self.destroy(surface_id) {
-                    self.warnings.warn("surface destroy", surface_id, &e);
+                    self.warnings
+                        .warn(format_args!("destroy of surface {surface_id}"), &e);
                 }
             }
             Work::Cursor(cmd) => {
                 if let Err(e) = self.cursor(cmd) {
-                    self.warnings.warn("cursor", 0, &e);
+                    self.warnings.warn(format_args!("cursor command"), &e);
                 }
             }
             Work::Io(io) => {
                 let result = self.io(&io.request);
                 if let Err(e) = &result {
-                    self.warnings.warn("I/O", 0, e);
+                    self.warnings.warn(format_args!("I/O request"), e);
                 }
                 self.publish();
                 // After publishing: once the producer resumes, readers see the result.
@@ -449,7 +453,7 @@ impl WarnLimit {
         }
     }
 
-    fn warn(&mut self, what: &str, surface_id: u32, error: &DisplayError) {
+    fn warn(&mut self, what: fmt::Arguments<'_>, error: &DisplayError) {
         let now = Instant::now();
         if now.duration_since(self.window_start) >= WARNING_WINDOW {
             if self.suppressed > 0 {
@@ -466,9 +470,30 @@ impl WarnLimit {
         }
         if self.logged < WARNINGS_PER_WINDOW {
             self.logged += 1;
-            tracing::warn!(surface_id, "Refused {what}: {error}");
+            tracing::warn!("Refused {what}: {error}");
         } else {
             self.suppressed = self.suppressed.saturating_add(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_past_the_window_budget_are_only_counted() {
+        let mut limit = WarnLimit::new();
+        for _ in 0..WARNINGS_PER_WINDOW + 5 {
+            limit.warn(format_args!("draw"), &DisplayError::NoSuchSurface(1));
+        }
+        assert_eq!((limit.logged, limit.suppressed), (WARNINGS_PER_WINDOW, 5));
+        limit.window_start -= WARNING_WINDOW;
+        limit.warn(format_args!("draw"), &DisplayError::NoSuchSurface(1));
+        assert_eq!(
+            (limit.logged, limit.suppressed),
+            (1, 0),
+            "a new window starts afresh"
+        );
     }
 }
