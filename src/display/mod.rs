@@ -1,3 +1,45 @@
-//! The display worker: consumes the QXL rings on its own thread and owns the canonical
-//! surfaces and cursor.
+//! The display worker: consumes QXL commands on its own thread, renders them into canonical
+//! surfaces, keeps the cursor, and publishes every change as an event with a generation.
+//!
+//! SPICE sessions subscribe to the events and pull consistent copies through
+//! [`DisplayHandle`]; the worker never waits on them and keeps nothing per client (DESIGN.md,
+//! "The display worker").
+//!
+//! # Layout
+//! - [`source`]: the owned commands the worker consumes and the [`CommandSource`] trait.
+//! - `geom`: rectangles, points, clip regions.
+//! - `pixels`: reading source bitmaps as ARGB, ROP combination.
+//! - `surface`: a canonical surface and its draw operations.
+//! - `cursor`: the cursor state.
+//! - `worker`: the thread loop.
+//! - `handle`: shared state, events, [`DisplayHandle`].
 #![forbid(unsafe_code)]
+
+mod cursor;
+mod error;
+mod geom;
+mod handle;
+mod pixels;
+pub mod source;
+mod surface;
+mod worker;
+
+pub use cursor::{CursorEvent, CursorState, MAX_CURSOR_SIDE};
+pub use error::DisplayError;
+pub use geom::{Clip, Point, Rect, MAX_CLIP_RECTS};
+pub use handle::{
+    spawn, try_spawn, DisplayEvent, DisplayHandle, SurfaceInfo, SurfaceSnapshot, EVENT_CAPACITY,
+};
+pub use source::{CommandSource, Head};
+pub use surface::{Surface, SurfaceFormat, MAX_SURFACE_BYTES, MAX_SURFACE_SIDE};
+pub use worker::MAX_TOTAL_SURFACE_BYTES;
+
+/// Surface ids run from 0 (the primary) to this, exclusive: QEMU's qxl default `n_surfaces`
+/// (research/spice-protocol.md §3.2.3).
+pub const MAX_SURFACES: u32 = 1024;
+
+/// Monitor heads accepted in one layout: what `QXLRom`'s client monitors config holds.
+pub const MAX_HEADS: usize = 64;
+
+#[cfg(test)]
+mod tests;
