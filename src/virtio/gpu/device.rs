@@ -89,6 +89,9 @@ pub struct GpuDevice<S: DisplaySink> {
     /// What GET_DISPLAY_INFO reports, one entry per scanout.
     heads: Vec<DisplayOne>,
     edid: bool,
+    /// The configured size, described by the EDID of scanouts that are disabled (QEMU does
+    /// the same), so a later hot-plug finds a sensible preferred mode.
+    default_size: (u32, u32),
     events_read: u32,
     /// The size last given to `set_primary`, `None` while scanout 0 is disabled.
     primary: Option<(u32, u32)>,
@@ -109,6 +112,7 @@ impl<S: DisplaySink> GpuDevice<S> {
             scanouts: vec![Scanout::default(); count],
             heads,
             edid: config.edid,
+            default_size: (config.width, config.height),
             events_read: 0,
             primary: None,
             sink,
@@ -361,7 +365,11 @@ impl<S: DisplaySink> GpuDevice<S> {
             .heads
             .get(scanout as usize)
             .ok_or(GpuError::EdidScanoutOutOfRange { id: scanout, count })?;
-        let (width, height) = (head.rect.width, head.rect.height);
+        let (width, height) = if head.enabled {
+            (head.rect.width, head.rect.height)
+        } else {
+            self.default_size
+        };
         if !self.edid {
             return Err(GpuError::EdidUnavailable { width, height });
         }
