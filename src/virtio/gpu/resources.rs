@@ -18,6 +18,13 @@ pub const BYTES_PER_PIXEL: u32 = 4;
 
 /// The default budget for all resources together: QEMU's `max_hostmem` default (256 MiB).
 pub const DEFAULT_MAX_HOSTMEM: u64 = 256 * 1024 * 1024;
+/// Bytes charged per resource besides its pixels (map slot and bookkeeping, rounded up).
+/// QEMU charges pixels only; without this a guest could create millions of 1x1 resources
+/// whose bookkeeping the budget never sees.
+pub const RESOURCE_OVERHEAD: u64 = 256;
+/// Bytes charged per backing entry: the stored entry (16) and its offset (8). A guest may
+/// attach 16384 entries to each resource, so they count against the budget too.
+pub const BACKING_ENTRY_COST: u64 = 24;
 
 /// A `VIRTIO_GPU_FORMAT_*`, as the byte-order permutation from guest pixel to host B,G,R,A.
 /// The names give byte order in memory (`virtio_gpu.h`; QEMU's `virtio_gpu_get_pixman_format`
@@ -87,6 +94,10 @@ impl Backing {
             starts,
             total,
         })
+    }
+
+    fn cost(&self) -> u64 {
+        self.entries.len() as u64 * BACKING_ENTRY_COST
     }
 
     /// Fills `dst` from linear backing offset `offset`, across extents.
@@ -170,6 +181,12 @@ impl Resource {
         self.pixels.get(start..start + len)
     }
 
+    /// What this resource counts against the budget.
+    fn cost(&self) -> u64 {
+        let backing = self.backing.as_ref().map_or(0, Backing::cost);
+        self.pixels.len() as u64 + RESOURCE_OVERHEAD + backing
+    }
+
     fn check_rect(&self, rect: &Rect) -> Result<(), GpuError> {
         if rect.fits_in(self.width, self.height) {
             Ok(())
@@ -227,17 +244,12 @@ impl Resources {
             return Err(GpuError::EmptyResource { width, height });
         }
         // u32 × u32 × 4 can exceed u64; such a size is over any budget anyway.
-        let need = u64::from(width)
+        let bytes = u64::from(width)
             .checked_mul(u64::from(height))
             .and_then(|n| n.checked_mul(u64::from(BYTES_PER_PIXEL)))
             .unwrap_or(u64::MAX);
-        if need > self.budget.saturating_sub(self.used) {
-            return Err(GpuError::OverBudget {
-                need,
-                used: self.used,
-                budget: self.budget,
-            });
-        }
+        self.check_budget(bytes.saturating_add(RESOURCE_OVERHEAD))?;
+        let need = bytes;
         let len = usize::try_from(need).map_err(|_| GpuError::HostAllocation(need))?;
         let mut pixels = Vec::new();
         pixels
@@ -254,14 +266,25 @@ impl Resources {
                 backing: None,
             },
         );
-        self.used += need;
+        self.used += need + RESOURCE_OVERHEAD;
+        Ok(())
+    }
+
+    fn check_budget(&self, need: u64) -> Result<(), GpuError> {
+        if need > self.budget.saturating_sub(self.used) {
+            return Err(GpuError::OverBudget {
+                need,
+                used: self.used,
+                budget: self.budget,
+            });
+        }
         Ok(())
     }
 
     /// RESOURCE_UNREF: frees the pixels and the backing (Linux need not detach first).
     pub fn unref(&mut self, id: u32) -> Result<(), GpuError> {
         let res = self.map.remove(&id).ok_or(GpuError::UnknownResource(id))?;
-        self.used = self.used.saturating_sub(res.pixels.len() as u64);
+        self.used = self.used.saturating_sub(res.cost());
         Ok(())
     }
 
@@ -272,21 +295,25 @@ impl Resources {
         entries: Vec<MemEntry>,
         mem: &M,
     ) -> Result<(), GpuError> {
-        let res = self.get_mut(id)?;
-        if res.backing.is_some() {
+        if self.get(id)?.backing.is_some() {
             return Err(GpuError::BackingAlreadyAttached(id));
         }
-        res.backing = Some(Backing::new(entries, mem)?);
+        let backing = Backing::new(entries, mem)?;
+        self.check_budget(backing.cost())?;
+        self.used += backing.cost();
+        self.get_mut(id)?.backing = Some(backing);
         Ok(())
     }
 
     /// RESOURCE_DETACH_BACKING.
     pub fn detach_backing(&mut self, id: u32) -> Result<(), GpuError> {
-        let res = self.get_mut(id)?;
-        res.backing
+        let backing = self
+            .get_mut(id)?
+            .backing
             .take()
-            .map(|_| ())
-            .ok_or(GpuError::NoBacking(id))
+            .ok_or(GpuError::NoBacking(id))?;
+        self.used = self.used.saturating_sub(backing.cost());
+        Ok(())
     }
 
     /// Whether the resource exists and has backing (QEMU's `virtio_gpu_find_check_resource`

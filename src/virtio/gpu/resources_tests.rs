@@ -99,17 +99,33 @@ fn partial_transfer_copies_rows_from_offset_with_the_resource_stride() {
 }
 
 #[test]
-fn budget_counts_every_resource_until_unref() {
-    let mut res = Resources::new(1000);
+fn budget_counts_pixels_overhead_and_backing_until_freed() {
+    let o = RESOURCE_OVERHEAD;
+    let mut res = Resources::new(1000 + 2 * o + 2 * BACKING_ENTRY_COST);
     res.create(1, 2, 10, 10).expect("400 bytes");
     res.create(2, 2, 10, 15).expect("600 bytes");
-    assert_eq!(res.used(), 1000);
+    assert_eq!(res.used(), 1000 + 2 * o);
+    let mem = memory();
+    let two = vec![MemEntry { addr: 0, length: 8 }; 2];
+    res.attach_backing(1, two.clone(), &mem)
+        .expect("two entries fit");
+    assert!(matches!(
+        res.attach_backing(2, vec![MemEntry { addr: 0, length: 8 }], &mem),
+        Err(GpuError::OverBudget {
+            need: BACKING_ENTRY_COST,
+            ..
+        })
+    ));
     assert!(matches!(
         res.create(3, 2, 1, 1),
-        Err(GpuError::OverBudget { need: 4, .. })
+        Err(GpuError::OverBudget { .. })
     ));
-    res.unref(1).expect("unref");
-    assert_eq!(res.used(), 600);
+    res.detach_backing(1).expect("detach");
+    assert_eq!(res.used(), 1000 + 2 * o);
+    res.attach_backing(1, two, &mem).expect("attach again");
+    res.unref(1)
+        .expect("unref frees pixels, overhead and backing");
+    assert_eq!(res.used(), 600 + o);
     res.create(3, 2, 10, 10).expect("fits again");
     res.clear();
     assert_eq!(res.used(), 0);
