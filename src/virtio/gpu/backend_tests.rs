@@ -174,6 +174,15 @@ impl<'m> Harness<'m> {
         resp
     }
 
+    /// A backed 32x32 resource 1 on scanout 0; the sink's record is cleared.
+    fn show_resource_1(&mut self) {
+        self.ok(&create_2d(1, 2, 32, 32));
+        let (req, entries) = attach(1, &[(FB_ADDR, 32 * 32 * 4)]);
+        self.control(&[&req, &entries], 24);
+        self.ok(&set_scanout(0, 1, rect(0, 0, 32, 32)));
+        self.sink.take();
+    }
+
     fn ok(&mut self, req: &[u8]) {
         let resp = self.control(&[req], 24);
         assert_eq!(
@@ -459,11 +468,7 @@ fn event_idx_processing_drains_everything_posted() {
 fn reset_drops_resources_and_disables_the_primary() {
     let mem = guest_memory();
     let mut h = Harness::new(&mem, small_config());
-    h.ok(&create_2d(1, 2, 32, 32));
-    let (req, entries) = attach(1, &[(FB_ADDR, 32 * 32 * 4)]);
-    h.control(&[&req, &entries], 24);
-    h.ok(&set_scanout(0, 1, rect(0, 0, 32, 32)));
-    h.sink.take();
+    h.show_resource_1();
     h.backend.reset_device();
     assert_eq!(h.sink.take(), vec![Call::DisablePrimary]);
     // The id is free again.
@@ -489,11 +494,7 @@ fn backend_is_what_the_daemon_needs() {
 fn unref_disables_the_scanout_showing_it_and_frees_the_id() {
     let mem = guest_memory();
     let mut h = Harness::new(&mem, small_config());
-    h.ok(&create_2d(1, 2, 32, 32));
-    let (req, entries) = attach(1, &[(FB_ADDR, 32 * 32 * 4)]);
-    h.control(&[&req, &entries], 24);
-    h.ok(&set_scanout(0, 1, rect(0, 0, 32, 32)));
-    h.sink.take();
+    h.show_resource_1();
     h.ok(&detach(1));
     h.ok(&unref(1));
     assert_eq!(h.sink.take(), vec![Call::DisablePrimary]);

@@ -288,14 +288,9 @@ impl<S: DisplaySink> GpuDevice<S> {
         if resource_id == 0 {
             return self.disable_scanout(index);
         }
-        let res = self.resources.get_with_backing(resource_id)?;
-        if !rect.fits_in(res.width, res.height) {
-            return Err(GpuError::RectOutsideResource {
-                rect,
-                width: res.width,
-                height: res.height,
-            });
-        }
+        self.resources
+            .get_with_backing(resource_id)?
+            .check_rect(&rect)?;
         if rect.width < MIN_SCANOUT_SIZE || rect.height < MIN_SCANOUT_SIZE {
             return Err(GpuError::ScanoutTooSmall {
                 rect,
@@ -328,13 +323,7 @@ impl<S: DisplaySink> GpuDevice<S> {
 
     fn flush(&mut self, resource_id: u32, rect: Rect) -> Result<(), GpuError> {
         let res = self.resources.get(resource_id)?;
-        if !rect.fits_in(res.width, res.height) {
-            return Err(GpuError::RectOutsideResource {
-                rect,
-                width: res.width,
-                height: res.height,
-            });
-        }
+        res.check_rect(&rect)?;
         // Only scanout 0 feeds the sink; other scanouts need no work for a flush.
         let Some(scanout) = self
             .scanouts

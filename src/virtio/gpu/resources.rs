@@ -187,7 +187,8 @@ impl Resource {
         self.pixels.len() as u64 + RESOURCE_OVERHEAD + backing
     }
 
-    fn check_rect(&self, rect: &Rect) -> Result<(), GpuError> {
+    /// The rect lies inside the resource (else INVALID_PARAMETER, as QEMU).
+    pub fn check_rect(&self, rect: &Rect) -> Result<(), GpuError> {
         if rect.fits_in(self.width, self.height) {
             Ok(())
         } else {
@@ -343,39 +344,33 @@ impl Resources {
             return Ok(());
         }
         let stride = res.stride();
-        let row_len = rect.width as usize * BYTES_PER_PIXEL as usize;
         let first = rect.y as usize * stride + rect.x as usize * BYTES_PER_PIXEL as usize;
-        if row_len == stride {
-            // Full-width rows are contiguous on both sides: one copy.
-            let len = rect.height as usize * stride;
-            let dst =
-                res.pixels
-                    .get_mut(first..first + len)
-                    .ok_or(GpuError::RectOutsideResource {
-                        rect: *rect,
-                        width: res.width,
-                        height: res.height,
-                    })?;
-            backing.read(mem, offset, dst)?;
-            res.format.swizzle(dst);
-            return Ok(());
-        }
-        for h in 0..rect.height as usize {
+        // Full-width rows are contiguous on both sides: one copy instead of one per row.
+        let (rows, row_len) = if rect.width == res.width {
+            (1, rect.height as usize * stride)
+        } else {
+            (
+                rect.height as usize,
+                rect.width as usize * BYTES_PER_PIXEL as usize,
+            )
+        };
+        for row in 0..rows {
             let src =
                 offset
-                    .checked_add(h as u64 * stride as u64)
+                    .checked_add((row * stride) as u64)
                     .ok_or(GpuError::BackingTooSmall {
                         need: u64::MAX,
                         have: backing.total,
                     })?;
-            let start = first + h * stride;
-            let dst = res.pixels.get_mut(start..start + row_len).ok_or(
-                GpuError::RectOutsideResource {
+            let start = first + row * stride;
+            // In bounds: `check_rect` above.
+            let Some(dst) = res.pixels.get_mut(start..start + row_len) else {
+                return Err(GpuError::RectOutsideResource {
                     rect: *rect,
                     width: res.width,
                     height: res.height,
-                },
-            )?;
+                });
+            };
             backing.read(mem, src, dst)?;
             res.format.swizzle(dst);
         }
