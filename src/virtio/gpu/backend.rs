@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost::vhost_user::{Backend, GpuBackend as GpuSocket};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
-use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_config::{VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1};
 use virtio_bindings::virtio_gpu::VIRTIO_GPU_F_EDID;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{DescriptorChain, QueueT, Reader, Writer};
@@ -195,9 +195,15 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
         MAX_QUEUE_SIZE
     }
 
-    /// Never offers what is not implemented (VIRGL, RESOURCE_BLOB, IN_ORDER, ...).
+    /// Never offers what is not implemented (VIRGL, RESOURCE_BLOB, IN_ORDER, ...), with one
+    /// exception: RING_RESET. QEMU's virtio-pci offers it to the guest by itself and then
+    /// acks it in SET_FEATURES, and vhost-user-backend 0.24 (`VhostUserHandler::set_features`)
+    /// answers a bit we did not offer with InvalidParam and drops the connection. Offering it
+    /// costs nothing: queue reset is the frontend's business (QEMU's vhost-user-gpu has no
+    /// `queue_reset` hook, cloud-hypervisor strips the bit) and Linux's virtio-gpu never uses it.
     fn features(&self) -> u64 {
         let mut features = (1 << VIRTIO_F_VERSION_1)
+            | (1 << VIRTIO_F_RING_RESET)
             | (1 << VIRTIO_RING_F_INDIRECT_DESC)
             | (1 << VIRTIO_RING_F_EVENT_IDX)
             | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
@@ -207,7 +213,7 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
         features
     }
 
-    /// Acked bits we never offered are tolerated: QEMU acks RING_RESET (bit 40) on its own.
+    /// Nothing depends on the acked set: EDID is answered whenever it is enabled in the config.
     fn acked_features(&self, features: u64) {
         debug!("virtio-gpu: features acked {features:#x}");
     }
@@ -321,3 +327,7 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
 #[cfg(test)]
 #[path = "backend_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "e2e_tests.rs"]
+mod e2e_tests;

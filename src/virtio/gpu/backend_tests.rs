@@ -385,9 +385,11 @@ fn features_offer_edid_and_transport_bits_only() {
     let mem = guest_memory();
     let h = Harness::new(&mem, small_config());
     let f = h.backend.features();
-    assert_eq!(f, (1 << 32) | (1 << 28) | (1 << 29) | (1 << 30) | (1 << 1));
-    // QEMU acks RING_RESET (bit 40), never offered: tolerated.
-    h.backend.acked_features(f | (1 << 40));
+    // RING_RESET (40) is offered only because QEMU acks it unasked (see `features`).
+    assert_eq!(
+        f,
+        (1 << 32) | (1 << 40) | (1 << 28) | (1 << 29) | (1 << 30) | (1 << 1)
+    );
     let no_edid = Harness::new(
         &mem,
         GpuConfig {
