@@ -305,8 +305,9 @@ impl<S: DisplaySink> GpuDevice<S> {
         }
         let size = (rect.width, rect.height);
         if self.primary != Some(size) {
-            self.primary = Some(size);
+            // Recorded only once the sink has it, so a failed attempt is retried next time.
             self.sink.set_primary(rect.width, rect.height)?;
+            self.primary = Some(size);
         }
         let res = self.resources.get(resource_id)?;
         if let Some(pixels) = res.rect_pixels(&rect) {

@@ -319,6 +319,9 @@ fn sink_failure_answers_unspec_and_recovers() {
         t::RESP_ERR_UNSPEC
     );
     *d.sink.fail.lock().unwrap() = false;
+    // The failed surface creation is retried.
+    d.ok(&set_scanout(0, 1, rect(0, 0, 32, 32)));
+    assert_eq!(d.sink.take()[0], Call::SetPrimary(32, 32));
     d.ok(&flush(1, rect(0, 0, 32, 32)));
     d.still_works();
 }
