@@ -57,20 +57,39 @@ impl Doorbell {
 
     /// Sleeps until the counter differs from `seen` or `timeout` passes; true when it moved.
     pub fn wait_past(&self, seen: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         let mut seq = self.lock();
         while *seq == seen {
-            let now = Instant::now();
-            if now >= deadline {
+            let Some(left) = deadline.left() else {
                 return false;
-            }
+            };
             seq = self
                 .cv
-                .wait_timeout(seq, deadline - now)
+                .wait_timeout(seq, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
         true
+    }
+}
+
+/// A point in time `timeout` from now; a timeout too large for `Instant` never expires.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline(Option<Instant>);
+
+impl Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// Time left, `None` once passed.
+    pub fn left(&self) -> Option<Duration> {
+        match self.0 {
+            None => Some(Duration::from_secs(3600)),
+            Some(at) => at
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero()),
+        }
     }
 }
 
@@ -127,7 +146,7 @@ impl IoChannel {
 
     /// Waits for the answer to `id`. On timeout a request the consumer never took is withdrawn.
     pub fn wait(&self, id: u64, timeout: Duration) -> Option<Result<(), IoError>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         let mut st = self.lock();
         loop {
             if let Some((done_id, _)) = &st.done {
@@ -135,16 +154,15 @@ impl IoChannel {
                     return st.done.take().map(|(_, r)| r);
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let Some(left) = deadline.left() else {
                 if matches!(&st.pending, Some((p, _)) if *p == id) {
                     st.pending = None;
                 }
                 return None;
-            }
+            };
             st = self
                 .answered
-                .wait_timeout(st, deadline - now)
+                .wait_timeout(st, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }

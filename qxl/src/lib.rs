@@ -20,6 +20,34 @@
 //! * Waiting is bounded on the producer side and absent on the consumer side: the consumer
 //!   never waits for the producer.
 //!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use qxl::{new_device, Command, DeviceConfig, Rect};
+//!
+//! let (mut producer, mut consumer) = new_device(DeviceConfig::default())?;
+//! let worker = std::thread::spawn(move || {
+//!     let mut draws = 0;
+//!     while draws < 1 {
+//!         consumer.wait(Duration::from_millis(50));
+//!         while let Some(call) = consumer.take_io() {
+//!             call.complete(Ok(())); // CreatePrimary: the worker makes surface 0 here
+//!         }
+//!         while let Some(cmd) = consumer.pop_command() {
+//!             if let Ok(Command::Draw(_)) = cmd {
+//!                 draws += 1;
+//!             }
+//!         }
+//!     }
+//! });
+//! producer.create_primary(64, 64)?;
+//! let pixels = vec![0u8; 8 * 8 * 4];
+//! producer.draw_copy(Rect { top: 0, left: 0, bottom: 8, right: 8 }, &pixels, 8 * 4)?;
+//! worker.join().unwrap();
+//! # Ok::<(), qxl::QxlError>(())
+//! ```
+//!
 //! # Layout
 //!
 //! * `abi` — raw `#[repr(C)]` QXL structs and constants, sizes asserted.
