@@ -7,6 +7,7 @@
 //!   `SET_PROTOCOL_FEATURES` (the `Frontend` refuses protocol features before that bit is acked;
 //!   real VMMs send SET_FEATURES only at DRIVER_OK);
 //! - GET requests never carry NEED_REPLY (cloud-hypervisor sets it on every request);
+//! - `connect` ends with one extra GET_FEATURES round trip ([`TestVmm::sync`]);
 //! - `GPU_SET_SOCKET` (request 33), which `Frontend` has no method for, is written by hand on a
 //!   clone of the main socket between two `Frontend` calls (QEMU sends it without NEED_REPLY, so
 //!   a backend that refuses it shows up as a broken connection at the next request).
@@ -173,7 +174,15 @@ impl TestVmm {
             Flavor::CloudHypervisor => vmm.cloud_hypervisor_start(),
             Flavor::Qemu => vmm.qemu_start(),
         }
+        vmm.sync();
         vmm
+    }
+
+    /// One request/reply round trip (GET_FEATURES): every message sent before it has been
+    /// handled by the backend when this returns. `connect` ends with one, so that requests
+    /// without NEED_REPLY (all of them without REPLY_ACK) cannot race the test.
+    pub fn sync(&mut self) {
+        self.frontend.get_features().expect("GET_FEATURES");
     }
 
     /// cloud-hypervisor v53: VM creation, the guest's probe reads, then activation at DRIVER_OK.
