@@ -335,7 +335,8 @@ where
     B: VhostUserBackend<Bitmap = ()> + Clone + 'static,
     B::Vring: Clone + Send + Sync,
 {
-    info!(device = name, "Frontend connected");
+    let peer = peer_pid(&frontend);
+    info!(device = name, peer_pid = peer, "Frontend connected");
     let channel = BackendChannel::new();
     let backend = make_backend(channel.clone()).map_err(DaemonError::MakeBackend)?;
     let memory = GuestMemoryAtomic::new(GuestMemoryMmap::new());
@@ -366,15 +367,63 @@ where
     let daemon_result = daemon.wait();
     // Dropping the daemon signals the backend's exit events and joins the vring workers.
     drop(daemon);
-    let reason = match (&end, &daemon_result) {
-        (RelayEnd::Failed(e), _) => format!("relay failed: {e}"),
-        (RelayEnd::Stopped, _) => "shutting down".to_owned(),
-        (_, Err(e)) if !is_normal_end(e) => format!("the device ended the connection: {e}"),
-        (RelayEnd::DaemonClosed, _) => "the device ended the connection".to_owned(),
-        (RelayEnd::FrontendClosed, _) => "the frontend closed the connection".to_owned(),
-    };
-    info!(device = name, %reason, "Frontend disconnected");
+    match (&end, &daemon_result) {
+        (RelayEnd::Failed(e), _) => {
+            warn!(device = name, peer_pid = peer, "Frontend disconnected: {e}");
+        }
+        (_, Err(e)) if !is_normal_end(e) => {
+            // The crate's request handler refused a request (e.g. bad ring addresses).
+            warn!(
+                device = name,
+                peer_pid = peer,
+                "Frontend disconnected: the device refused a request: {e}"
+            );
+        }
+        (RelayEnd::Stopped, _) => {
+            info!(
+                device = name,
+                peer_pid = peer,
+                "Frontend disconnected: shutting down"
+            );
+        }
+        (RelayEnd::DaemonClosed, _) => {
+            info!(
+                device = name,
+                peer_pid = peer,
+                "Frontend disconnected: the device ended the connection"
+            );
+        }
+        (RelayEnd::FrontendClosed, _) => {
+            info!(
+                device = name,
+                peer_pid = peer,
+                "Frontend disconnected: the frontend closed the connection"
+            );
+        }
+    }
     Ok(())
+}
+
+/// The process id of the frontend, for the connect/disconnect log lines.
+fn peer_pid(stream: &UnixStream) -> Option<i32> {
+    let mut credentials = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).ok()?;
+    // SAFETY: `credentials` and `len` are live locals; SO_PEERCRED writes at most `len` bytes
+    // (one `struct ucred`) into `credentials` and the actual size into `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && credentials.pid > 0).then_some(credentials.pid)
 }
 
 /// Ends of a daemon's request loop that just mean "the connection went away".

@@ -5,13 +5,33 @@
 //! # Layout
 //! - `vmm.rs`: [`TestVmm`], a VMM built on vhost's `Frontend` that speaks the cloud-hypervisor or
 //!   QEMU order over a real unix socket, with memfd guest RAM at a non-zero GPA.
+//! - `handshake.rs`: the two VMMs' start-up sequences.
 //! - `rings.rs`: split virtqueues in that RAM, driven as a guest driver does.
 //! - `dummy.rs`: an echo device with a 16-byte config and a config-change trigger.
+
+//!
+//! # Use
+//! ```ignore
+//! let daemon = TestDaemon::spawn(|notifier| Ok(MyDevice::new(notifier)));
+//! let mut vmm = TestVmm::connect(&daemon.path, Flavor::CloudHypervisor, 2, &[256, 16], FEATURES);
+//! let (used_len, writable) = vmm.request(0, &[&request_bytes], &[24]);
+//! let scanouts = vmm.get_config(8, 4);                 // as the guest's read reaches the device
+//! let gpa = vmm.alloc_bytes(&pixels);                  // guest RAM for backing pages
+//! assert!(vmm.wait_config_change(TIMEOUT));            // after the device asked for one
+//! vmm.disconnect();
+//! daemon.stop().unwrap();
+//! ```
+//! `VmmOptions` (via `TestVmm::connect_with`) varies REPLY_ACK, GPU_SET_SOCKET, the config size
+//! and the RAM size; `post` / `kick` / `wait_used` / `read_writable` split `request` for
+//! devices that keep buffers (virtio-input's event queue). Under `Flavor::Qemu` the device must
+//! offer VIRTIO_F_RING_RESET (bit 40): QEMU acks it unasked and vhost-user-backend refuses
+//! features it did not offer.
 
 // Each integration test compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
 pub mod dummy;
+mod handshake;
 pub mod rings;
 pub mod vmm;
 

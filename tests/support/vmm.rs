@@ -21,14 +21,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vhost::vhost_user::message::{
-    VhostUserConfigFlags, VhostUserHeaderFlag, VhostUserProtocolFeatures, VhostUserVirtioFeatures,
-};
+use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserProtocolFeatures};
 use vhost::vhost_user::{
     Frontend, FrontendReqHandler, HandlerResult, VhostUserFrontend, VhostUserFrontendReqHandler,
 };
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
-use virtio_bindings::virtio_config::VIRTIO_F_RING_RESET;
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
@@ -42,10 +39,6 @@ pub const GUEST_RAM_SIZE: usize = 64 << 20;
 /// Alignment of every allocation from guest RAM (rings need 16; pages keep buffers apart).
 const ALLOC_ALIGN: u64 = 4096;
 
-/// Protocol features cloud-hypervisor v53 offers (`vmm-frontends.md` §4.3: 0x8922b).
-const CH_PROTOCOL_FEATURES: u64 = 0x8922b;
-/// Protocol features QEMU 10 acked to its reference GPU backend (`vmm-frontends.md` §3.3: 0x8f2b).
-const QEMU_PROTOCOL_FEATURES: u64 = 0x8f2b;
 /// `VHOST_USER_GPU_SET_SOCKET` (QEMU `docs/interop/vhost-user.rst`).
 const GPU_SET_SOCKET: u32 = 33;
 /// `VHOST_SET_CONFIG_TYPE_FRONTEND`: QEMU's flags for a guest config write.
@@ -108,18 +101,18 @@ impl VhostUserFrontendReqHandler for ConfigChanges {
 /// A VMM with one vhost-user device, its guest RAM and its virtqueues.
 pub struct TestVmm {
     pub options: VmmOptions,
-    frontend: Frontend,
+    pub(super) frontend: Frontend,
     /// A clone of the main socket, for what `Frontend` cannot send.
-    raw: UnixStream,
-    mem: GuestMemoryMmap,
-    next_free: u64,
-    queues: Vec<TestQueue>,
-    acked_protocol: VhostUserProtocolFeatures,
-    acked_features: u64,
-    backend_req: Option<FrontendReqHandler<ConfigChanges>>,
-    config_changes: Arc<ConfigChanges>,
+    pub(super) raw: UnixStream,
+    pub(super) mem: GuestMemoryMmap,
+    pub(super) next_free: u64,
+    pub(super) queues: Vec<TestQueue>,
+    pub(super) acked_protocol: VhostUserProtocolFeatures,
+    pub(super) acked_features: u64,
+    pub(super) backend_req: Option<FrontendReqHandler<ConfigChanges>>,
+    pub(super) config_changes: Arc<ConfigChanges>,
     /// Our end of the GPU_SET_SOCKET pair.
-    gpu_socket: Option<UnixStream>,
+    pub(super) gpu_socket: Option<UnixStream>,
 }
 
 impl TestVmm {
@@ -185,175 +178,7 @@ impl TestVmm {
         self.frontend.get_features().expect("GET_FEATURES");
     }
 
-    /// cloud-hypervisor v53: VM creation, the guest's probe reads, then activation at DRIVER_OK.
-    fn cloud_hypervisor_start(&mut self) {
-        let f = &mut self.frontend;
-        f.set_owner().expect("SET_OWNER");
-        let offered = f.get_features().expect("GET_FEATURES");
-        self.negotiate_protocol(offered, CH_PROTOCOL_FEATURES);
-        if self
-            .acked_protocol
-            .contains(VhostUserProtocolFeatures::REPLY_ACK)
-        {
-            self.frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
-        }
-        self.check_queue_num();
-        // Linux's virtio-gpu probe reads num_scanouts, num_capsets, then events_read.
-        for offset in [8, 12, 0] {
-            if offset + 4 <= self.options.config_size {
-                self.get_config(offset, 4);
-            }
-        }
-        self.acked_features = self.guest_features(offered);
-        self.frontend
-            .set_features(self.acked_features)
-            .expect("SET_FEATURES");
-        self.set_mem_table();
-        for q in 0..self.queues.len() {
-            self.frontend
-                .set_vring_num(q, self.queues[q].size)
-                .expect("SET_VRING_NUM");
-        }
-        for q in 0..self.queues.len() {
-            self.set_vring_addr(q);
-            self.frontend.set_vring_base(q, 0).expect("SET_VRING_BASE");
-            self.frontend
-                .set_vring_call(q, &self.queues[q].call)
-                .expect("SET_VRING_CALL");
-            self.frontend
-                .set_vring_kick(q, &self.queues[q].kick)
-                .expect("SET_VRING_KICK");
-        }
-        for q in 0..self.queues.len() {
-            self.frontend
-                .set_vring_enable(q, true)
-                .expect("SET_VRING_ENABLE");
-        }
-        self.set_backend_req_fd();
-    }
-
-    /// QEMU 10 `vhost-user-gpu-pci`: realize, the guest's whole-config reads, then DRIVER_OK.
-    fn qemu_start(&mut self) {
-        let offered = self.frontend.get_features().expect("GET_FEATURES");
-        self.negotiate_protocol(offered, QEMU_PROTOCOL_FEATURES);
-        self.check_queue_num();
-        if self
-            .acked_protocol
-            .contains(VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS)
-        {
-            self.frontend
-                .get_max_mem_slots()
-                .expect("GET_MAX_MEM_SLOTS");
-        }
-        self.with_need_reply(|vmm| vmm.set_backend_req_fd());
-        self.frontend.set_owner().expect("SET_OWNER");
-        self.frontend.get_features().expect("GET_FEATURES");
-        for q in 0..self.queues.len() {
-            self.frontend
-                .set_vring_call(q, &self.queues[q].call)
-                .expect("SET_VRING_CALL");
-            self.frontend
-                .set_vring_err(q, &self.queues[q].call)
-                .expect("SET_VRING_ERR");
-        }
-        self.get_config(0, self.options.config_size);
-        // DRIVER_OK.
-        if self.options.gpu_socket {
-            self.send_gpu_set_socket();
-        }
-        for q in 0..self.queues.len() {
-            self.frontend
-                .set_vring_call(q, &self.queues[q].call)
-                .expect("SET_VRING_CALL");
-        }
-        // QEMU's PCI layer offers queue_reset to the guest by itself and passes the bit on.
-        self.acked_features = self.guest_features(offered) | (1 << VIRTIO_F_RING_RESET);
-        self.frontend
-            .set_features(self.acked_features)
-            .expect("SET_FEATURES (QEMU adds RING_RESET, bit 40: the backend must offer it)");
-        if self
-            .acked_protocol
-            .contains(VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS)
-        {
-            let region = self.ram_region();
-            self.with_need_reply(|vmm| {
-                vmm.frontend.add_mem_region(&region).expect("ADD_MEM_REG");
-            });
-        } else {
-            self.set_mem_table();
-        }
-        for q in 0..self.queues.len() {
-            self.frontend
-                .set_vring_num(q, self.queues[q].size)
-                .expect("SET_VRING_NUM");
-            self.frontend.set_vring_base(q, 0).expect("SET_VRING_BASE");
-            self.set_vring_addr(q);
-            self.frontend
-                .set_vring_kick(q, &self.queues[q].kick)
-                .expect("SET_VRING_KICK");
-        }
-        self.with_need_reply(|vmm| {
-            for q in 0..vmm.queues.len() {
-                vmm.frontend
-                    .set_vring_enable(q, true)
-                    .expect("SET_VRING_ENABLE");
-            }
-        });
-        for q in 0..self.queues.len() {
-            self.frontend
-                .set_vring_call(q, &self.queues[q].call)
-                .expect("SET_VRING_CALL");
-        }
-    }
-
-    fn negotiate_protocol(&mut self, offered: u64, vmm_supported: u64) {
-        assert!(
-            offered & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() != 0,
-            "the backend offers VHOST_USER_F_PROTOCOL_FEATURES"
-        );
-        // vhost's Frontend accepts protocol features only after this bit was acked (see //!).
-        self.frontend
-            .set_features(VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits())
-            .expect("SET_FEATURES(PROTOCOL_FEATURES)");
-        let backend = self
-            .frontend
-            .get_protocol_features()
-            .expect("GET_PROTOCOL_FEATURES");
-        let mut acked = backend & VhostUserProtocolFeatures::from_bits_truncate(vmm_supported);
-        if !self.options.reply_ack {
-            acked.remove(VhostUserProtocolFeatures::REPLY_ACK);
-        }
-        self.frontend
-            .set_protocol_features(acked)
-            .expect("SET_PROTOCOL_FEATURES");
-        self.acked_protocol = acked;
-    }
-
-    fn check_queue_num(&mut self) {
-        if self.acked_protocol.contains(VhostUserProtocolFeatures::MQ) {
-            let n = self.frontend.get_queue_num().expect("GET_QUEUE_NUM");
-            assert!(n >= self.queues.len() as u64, "backend has {n} queues");
-        }
-    }
-
-    fn guest_features(&self, offered: u64) -> u64 {
-        (self.options.features & offered) | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
-    }
-
-    fn with_need_reply(&mut self, f: impl FnOnce(&mut Self)) {
-        let reply_ack = self
-            .acked_protocol
-            .contains(VhostUserProtocolFeatures::REPLY_ACK);
-        if reply_ack {
-            self.frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
-        }
-        f(self);
-        if reply_ack {
-            self.frontend.set_hdr_flags(VhostUserHeaderFlag::empty());
-        }
-    }
-
-    fn ram_region(&self) -> VhostUserMemoryRegionInfo {
+    pub(super) fn ram_region(&self) -> VhostUserMemoryRegionInfo {
         let region = self
             .mem
             .find_region(GuestAddress(GUEST_RAM_BASE))
@@ -361,7 +186,7 @@ impl TestVmm {
         VhostUserMemoryRegionInfo::from_guest_region(region).expect("guest RAM is a memfd")
     }
 
-    fn set_mem_table(&mut self) {
+    pub(super) fn set_mem_table(&mut self) {
         let region = self.ram_region();
         self.frontend
             .set_mem_table(&[region])
@@ -369,7 +194,7 @@ impl TestVmm {
     }
 
     /// SET_VRING_ADDR takes the frontend's *virtual* addresses (rust-vmm.md §0.7).
-    fn set_vring_addr(&mut self, q: usize) {
+    pub(super) fn set_vring_addr(&mut self, q: usize) {
         let queue = &self.queues[q];
         let config = VringConfigData {
             queue_max_size: queue.size,
@@ -385,7 +210,7 @@ impl TestVmm {
             .expect("SET_VRING_ADDR");
     }
 
-    fn set_backend_req_fd(&mut self) {
+    pub(super) fn set_backend_req_fd(&mut self) {
         if !self
             .acked_protocol
             .contains(VhostUserProtocolFeatures::BACKEND_REQ)
@@ -405,7 +230,7 @@ impl TestVmm {
         self.backend_req = Some(handler);
     }
 
-    fn send_gpu_set_socket(&mut self) {
+    pub(super) fn send_gpu_set_socket(&mut self) {
         let (ours, theirs) = UnixStream::pair().expect("a socket pair can be created");
         let mut header = [0u8; 12];
         header[0..4].copy_from_slice(&GPU_SET_SOCKET.to_le_bytes());

@@ -284,6 +284,8 @@ impl Relay {
                     }
                     Ok(Received::Closed) => return RelayEnd::FrontendClosed,
                     Ok(Received::Stopped) => return RelayEnd::Stopped,
+                    // A VMM killed mid-write is an ordinary way for a connection to end.
+                    Err(RelayError::PartialMessage) => return RelayEnd::FrontendClosed,
                     Err(e) => return RelayEnd::Failed(e),
                 }
             }
@@ -466,3 +468,6 @@ fn write_message(socket: &UnixStream, msg: &Message) -> Result<(), RelayError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
