@@ -6,12 +6,14 @@
 //! - `enums`: the integer-newtype enums and the ones every channel shares.
 //! - `link`: the link handshake structs and capability bits.
 //! - `header`: data headers, the `Framer`, the `MessageWriter`, per-channel size limits.
+//! - `messages`: the typed messages of the base, main, display, cursor and inputs channels.
 #![deny(clippy::indexing_slicing)]
 
 mod codec;
 mod enums;
 mod header;
 mod link;
+mod messages;
 
 pub use codec::{len_u32, Codec, PointerSlot, PutLe, Reader, U32Slot, WireError};
 pub use enums::{ChannelType, SpiceLinkErr, WireInt};
@@ -26,3 +28,4 @@ pub use link::{
     SPICE_MAX_PASSWORD_LENGTH, SPICE_TICKET_ENCRYPTED_BYTES, SPICE_TICKET_PUBKEY_BYTES,
     SPICE_VERSION_MAJOR, SPICE_VERSION_MINOR,
 };
+pub use messages::*;
