@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::debug;
 
 use super::ticket::{ServerKey, TicketError, Ticketing};
 use super::wire::{
@@ -160,7 +160,9 @@ impl From<&LinkError> for SpiceLinkErr {
     }
 }
 
-/// Writes the refusal for `err` (if it has one) and hands the error back.
+/// The one place a link fails: writes the refusal for `err` (if it has one) and hands the
+/// error back. A client can trigger this at will, so only `debug!` here; the caller logs the
+/// returned error once with the connection's identity.
 fn refuse(err: LinkError, out: &mut Vec<u8>) -> LinkError {
     let code = SpiceLinkErr::from(&err);
     match err.refusal() {
@@ -168,7 +170,7 @@ fn refuse(err: LinkError, out: &mut Vec<u8>) -> LinkError {
         Refusal::LinkResult => code.encode(out),
         Refusal::Close => {}
     }
-    warn!(error = %err, ?code, "link refused");
+    debug!(error = %err, ?code, "link refused");
     err
 }
 

@@ -362,3 +362,38 @@ fn every_link_error_maps_to_a_code() {
         assert_eq!(err.refusal(), refusal);
     }
 }
+
+#[test]
+fn mutated_link_bytes_never_panic_and_never_link_without_ticket() {
+    let seed = gtk_client(b"pw");
+    let ticketing = password("pw");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..300 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut bytes = seed.clone();
+        let i = usize::try_from(x % u64::try_from(16 + 26 + 4).unwrap()).unwrap();
+        bytes[i] = bytes[i].wrapping_add(u8::try_from((x >> 8) & 0xff).unwrap() | 1);
+        let (state, out) = run_lenient(&ticketing, &bytes);
+        if let Ok(LinkState::Linked(_)) = state {
+            // Only mutations of ignored or equivalent bits may still link.
+            assert_eq!(&out[out.len() - 4..], &[0, 0, 0, 0]);
+        }
+    }
+}
+
+/// As `run`, but tolerates unused trailing bytes.
+fn run_lenient(ticketing: &Ticketing, input: &[u8]) -> (Result<LinkState, LinkError>, Vec<u8>) {
+    let cx = LinkContext {
+        key: test_key(),
+        ticketing,
+        policy: &TestPolicy,
+    };
+    let mut out = Vec::new();
+    let now = Instant::now();
+    let r = LinkState::new(now)
+        .handle(input, now, &cx, &mut out)
+        .map(|(s, _)| s);
+    (r, out)
+}

@@ -7,7 +7,7 @@
 //! - `link`: the link handshake structs and capability bits.
 //! - `header`: data headers, the `Framer`, the `MessageWriter`, per-channel size limits.
 //! - `messages`: the typed messages of the base, main, display, cursor and inputs channels.
-#![deny(clippy::indexing_slicing)]
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 mod codec;
 mod enums;

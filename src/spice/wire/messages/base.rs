@@ -272,8 +272,8 @@ impl Codec<'_> for MsgNotify {
                 "SpiceMsgNotify.message",
             )?
             .to_vec();
-        // The NUL spice-server appends, if present.
-        if r.left() == 1 {
+        // The NUL spice-server appends, if present; anything else is trailing data.
+        if r.clone().rest() == [0] {
             r.u8("SpiceMsgNotify NUL")?;
         }
         Ok(Self {

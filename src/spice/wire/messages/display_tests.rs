@@ -33,6 +33,17 @@ const WORKED_DRAW_COPY: [u8; 115] = [
     0xff, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x00, // blue, white
 ];
 
+/// The body of [`WORKED_DRAW_COPY`], without the mini header.
+pub(super) const WORKED_BODY: [u8; 109] = {
+    let mut body = [0; 109];
+    let mut i = 0;
+    while i < 109 {
+        body[i] = WORKED_DRAW_COPY[i + 6];
+        i += 1;
+    }
+    body
+};
+
 fn worked_draw_copy() -> MsgDisplayDrawCopy {
     MsgDisplayDrawCopy {
         base: DisplayBase {

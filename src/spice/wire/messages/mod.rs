@@ -73,6 +73,8 @@ pub use types::{
 mod channel_tests;
 #[cfg(test)]
 mod display_tests;
+#[cfg(test)]
+mod mutation_tests;
 
 /// Shared by the message tests.
 #[cfg(test)]
