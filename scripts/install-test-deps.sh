@@ -54,6 +54,10 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+# Parallel tests may all find something missing; apt itself refuses concurrent runs.
+exec 9>/run/lock/vus-install-test-deps.lock 2>/dev/null || exec 9>/tmp/vus-install-test-deps.lock
+flock 9
+
 if ! has_backports_source; then
     echo "$backports_line" > "$backports_list"
 fi
