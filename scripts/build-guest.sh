@@ -1,8 +1,9 @@
 #!/bin/bash
 # Builds the Linux test guest (OUTDIR/vmlinuz + OUTDIR/initrd.gz) from Debian packages only:
 # the bookworm-backports kernel (linux-image-amd64 -> 6.12), busybox-static, a handful of modules
-# and guest/init. Nothing is installed on the host: packages are fetched with `apt-get download`
-# into OUTDIR/debs (kept as a cache) and unpacked with dpkg-deb into a scratch directory.
+# and guest/ (init, draw-pattern). Nothing is installed on the host: packages are fetched with
+# `apt-get download` into OUTDIR/debs (kept as a cache) and unpacked with dpkg-deb into a scratch
+# directory.
 #
 # Usage: scripts/build-guest.sh OUTDIR
 # Env:   VUS_KERNEL_DEB=path   use this linux-image .deb instead of resolving linux-image-amd64
@@ -19,7 +20,7 @@ if [ $# -ne 1 ]; then
 fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-init_script=$here/../guest/init
+guest_dir=$(cd "$here/../guest" && pwd)
 self=$here/$(basename "${BASH_SOURCE[0]}")
 out=$1
 mkdir -p "$out"
@@ -32,9 +33,12 @@ exec 9>"$out/.build.lock"
 flock 9
 
 up_to_date() {
-    local f
+    local f src
     for f in "$out/vmlinuz" "$out/initrd.gz"; do
-        [ -s "$f" ] && [ "$f" -nt "$self" ] && [ "$f" -nt "$init_script" ] || return 1
+        [ -s "$f" ] || return 1
+        for src in "$self" "$guest_dir"/*; do
+            [ "$f" -nt "$src" ] || return 1
+        done
     done
 }
 if [ "${VUS_FORCE:-0}" != 1 ] && up_to_date; then
@@ -143,8 +147,9 @@ done
 printf '%s\n' "${load_order[@]}" > "$root/lib/modules/load-order"
 
 cp "$bb" "$root/bin/busybox"
-cp "$init_script" "$root/init"
-chmod 755 "$root/init" "$root/bin/busybox"
+cp "$guest_dir/init" "$root/init"
+cp "$guest_dir/draw-pattern" "$root/bin/draw-pattern"
+chmod 755 "$root/init" "$root/bin/busybox" "$root/bin/draw-pattern"
 
 (cd "$root" && find . | LC_ALL=C sort | "$bb" cpio -o -H newc -R 0:0 2>/dev/null) |
     gzip -6 > "$scratch/initrd.gz"

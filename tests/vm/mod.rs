@@ -185,8 +185,9 @@ pub struct QemuOpts {
     pub input_socket: Option<PathBuf>,
     /// Guest RAM, in a shared memfd so the backends can map it.
     pub memory_mib: u32,
-    /// Guest CPUs. Two measured faster than one to `PATTERN DRAWN` under TCG on a 2-core host
-    /// (scripts/README.md).
+    /// Guest CPUs. One and two reached `PATTERN DRAWN` equally fast under TCG on a 2-core host
+    /// (within the noise, scripts/README.md); one leaves a host core to the backend under test
+    /// and to parallel tests.
     pub smp: u32,
     /// Appended to [`DEFAULT_KERNEL_ARGS`], e.g. `vus.poweroff=2`.
     pub kernel_args: Vec<String>,
@@ -206,7 +207,7 @@ impl Default for QemuOpts {
             gpu_socket: None,
             input_socket: None,
             memory_mib: 512,
-            smp: 2,
+            smp: 1,
             kernel_args: Vec::new(),
             qemu_args: Vec::new(),
             work_dir: None,
