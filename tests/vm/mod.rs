@@ -17,6 +17,8 @@
 //!
 //! - [`pattern`]: the framebuffer test pattern, frame comparison, PPM reading.
 //! - [`prereq`]: whether VM tests can run here (and installing what is missing).
+//! - [`process`]: [`ChildGuard`], a child process that never outlives its test (use it for the
+//!   backend under test too).
 //!
 //! Environment: `VUS_QEMU` (QEMU binary), `VUS_GUEST_DIR` (guest image directory),
 //! `VUS_KEEP_VM_DIR=1` (keep each VM's work directory: serial log, QEMU stderr).
@@ -26,6 +28,7 @@
 
 mod pattern;
 mod prereq;
+mod process;
 
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
@@ -33,7 +36,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,6 +45,7 @@ pub use pattern::{
     PATTERN_TILE,
 };
 pub use prereq::{missing_prerequisites, vm_tests_enabled};
+pub use process::ChildGuard;
 
 /// Kernel command line before [`QemuOpts::kernel_args`]: ttyS0 comes last so that `/dev/console`
 /// (the markers) is the serial port; `panic=-1` with `-no-reboot` turns a guest panic into a
@@ -260,9 +264,10 @@ pub fn wait_for_socket(path: &Path, timeout: Duration) -> Result<()> {
     }
 }
 
-/// A running QEMU with the test guest. Dropping it kills QEMU.
+/// A running QEMU with the test guest. Dropping it kills QEMU, and so does the exit of the thread
+/// that started it (see [`ChildGuard`]).
 pub struct Qemu {
-    child: Child,
+    child: ChildGuard,
     started: Instant,
     dir: PathBuf,
     temp: Option<tempfile::TempDir>,
@@ -303,7 +308,7 @@ impl Qemu {
         for stale in [&serial_log, &serial_fifo, &qmp_socket] {
             let _ = fs::remove_file(stale);
         }
-        make_fifo(&serial_fifo)?;
+        process::make_fifo(&serial_fifo).map_err(io_err(&serial_fifo))?;
         let serial_in = OpenOptions::new()
             .read(true)
             .write(true)
@@ -362,7 +367,7 @@ impl Qemu {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        let child = cmd.spawn().map_err(|source| VmError::Spawn {
+        let child = ChildGuard::spawn(&mut cmd).map_err(|source| VmError::Spawn {
             what: qemu_binary(),
             source,
         })?;
@@ -548,10 +553,7 @@ impl Qemu {
 
     /// Kills QEMU (SIGKILL) and reaps it; a no-op when it has already exited.
     pub fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
@@ -564,15 +566,4 @@ impl Drop for Qemu {
             }
         }
     }
-}
-
-fn make_fifo(path: &Path) -> Result<()> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| io_err(path)(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; mkfifo only
-    // reads it.
-    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
-        return Err(io_err(path)(io::Error::last_os_error()));
-    }
-    Ok(())
 }
