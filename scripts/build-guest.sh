@@ -105,7 +105,7 @@ kver=$(basename "$kdir")
 # Module name -> file. File names use '-' where module names use '_' (virtio-gpu.ko.xz).
 declare -A mod_path
 while IFS= read -r f; do
-    n=$(basename "$f")
+    n=${f##*/}
     n=${n%%.ko*}
     mod_path[${n//-/_}]=$f
 done < <(find "$kdir" -name '*.ko*')
