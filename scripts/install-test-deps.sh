@@ -55,7 +55,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Parallel tests may all find something missing; apt itself refuses concurrent runs.
-exec 9>/run/lock/vus-install-test-deps.lock 2>/dev/null || exec 9>/tmp/vus-install-test-deps.lock
+{ exec 9>/run/lock/vus-install-test-deps.lock; } 2>/dev/null || exec 9>/tmp/vus-install-test-deps.lock
 flock 9
 
 if ! has_backports_source; then
