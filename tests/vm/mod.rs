@@ -23,7 +23,7 @@
 //! Environment: `VUS_QEMU` (QEMU binary), `VUS_GUEST_DIR` (guest image directory),
 //! `VUS_KEEP_VM_DIR=1` (keep each VM's work directory: serial log, QEMU stderr).
 
-// Each test binary uses its own subset of these helpers.
+// Each test binary uses its own subset of these helpers and re-exports.
 #![allow(dead_code, unused_imports)]
 
 mod pattern;
@@ -32,7 +32,7 @@ mod process;
 
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
