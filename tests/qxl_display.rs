@@ -304,11 +304,8 @@ fn a_busy_command_ring_does_not_starve_the_cursor() {
         let mut p = p;
         p.create_primary(64, 64).map(|()| p)
     });
-    let io = loop {
-        match source.next(WAIT) {
-            Some(Work::Io(io)) => break io,
-            other => panic!("expected the create-primary request, got {other:?}"),
-        }
+    let Some(Work::Io(io)) = source.next(WAIT) else {
+        panic!("expected the create-primary request");
     };
     io.complete(Ok(()));
     let mut p = creating.join().unwrap().unwrap();
