@@ -64,7 +64,11 @@ impl DemoPicture {
             for x in rect.left..rect.right {
                 let (x, y) = (x as u32, y as u32);
                 let inside = x >= sx && x < sx + SQUARE && y >= sy && y < sy + SQUARE;
-                let px = if inside { hue & 0xffffff } else { self.background(x, y) };
+                let px = if inside {
+                    hue & 0xffffff
+                } else {
+                    self.background(x, y)
+                };
                 out.extend_from_slice(&px.to_le_bytes());
             }
         }
@@ -133,7 +137,10 @@ impl Demo {
             })
             .expect("spawning a thread at start-up succeeds");
         info!(width, height, "Demo source drawing");
-        Demo { stop, thread: Some(thread) }
+        Demo {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -149,10 +156,23 @@ impl Drop for Demo {
 fn run(p: &mut Producer, width: u32, height: u32, stop: &AtomicBool) -> Result<(), QxlError> {
     let picture = DemoPicture::new(width, height);
     p.create_primary(width, height)?;
-    let full = Rect { top: 0, left: 0, bottom: height as i32, right: width as i32 };
+    let full = Rect {
+        top: 0,
+        left: 0,
+        bottom: height as i32,
+        right: width as i32,
+    };
     p.draw_copy(full, &picture.render(0, full), width as usize * 4)?;
     let shape = cursor_shape();
-    p.cursor_set(&shape, CURSOR_SIZE, CURSOR_SIZE, 0, 0, Point { x: 0, y: 0 }, true)?;
+    p.cursor_set(
+        &shape,
+        CURSOR_SIZE,
+        CURSOR_SIZE,
+        0,
+        0,
+        Point { x: 0, y: 0 },
+        true,
+    )?;
 
     let start = Instant::now();
     let mut n = 0u64;

@@ -171,6 +171,18 @@ impl ShutdownSignal {
         rc > 0 && pollfd.revents != 0
     }
 
+    /// Blocks until the signal fires.
+    pub fn wait(&self) {
+        let mut pollfd = libc::pollfd {
+            fd: self.pair.1.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live, initialised pollfd, length 1, infinite timeout; poll(2) writes
+        // `revents`. EINTR just loops.
+        while unsafe { libc::poll(&mut pollfd, 1, -1) } <= 0 || pollfd.revents == 0 {}
+    }
+
     /// Readable once the signal fired.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.pair.1.as_fd()

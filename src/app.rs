@@ -1,0 +1,113 @@
+//! The composition root: builds the QXL device, the display worker, the guest-facing devices
+//! and the network side from a [`Config`], and runs them until SIGTERM/SIGINT.
+//!
+//! ```text
+//! virtio-gpu (per connection) ──QxlSink──► qxl::Producer ═ rings ═► qxl::Consumer ──► display worker
+//! demo source ───────────────────────────► (instead, with --demo)          DisplayHandle ──► SPICE
+//! ```
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use crate::config::{Config, SocketSpec};
+use crate::demo::Demo;
+use crate::display::{self, DisplayHandle};
+use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
+use crate::virtio::gpu::{GpuBackend, GpuConfig, QxlSink};
+
+/// Name of the GPU device in thread names and logs.
+const GPU_DEVICE_NAME: &str = "vhost-user-spice-gpu";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("Cannot set up termination signal handling")]
+    Signals(#[source] io::Error),
+    #[error("Cannot create the QXL device")]
+    Qxl(#[source] qxl::QxlError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+/// The running display side: the QXL device's producer end, which a front (a VM or the demo)
+/// draws through, and the display worker consuming the other end.
+pub struct DisplayStack {
+    pub producer: qxl::Producer,
+    pub display: DisplayHandle,
+}
+
+impl DisplayStack {
+    pub fn new() -> Result<Self, StartError> {
+        let (producer, consumer) =
+            qxl::new_device(qxl::DeviceConfig::default()).map_err(StartError::Qxl)?;
+        Ok(Self {
+            producer,
+            display: display::qxl_source::spawn_qxl(consumer),
+        })
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or until a connected `--fd` closes).
+pub fn run(config: Config) -> Result<(), StartError> {
+    // First, before any thread exists, so that every thread inherits the blocked signals.
+    let shutdown = ShutdownSignal::new().map_err(StartError::Signals)?;
+    shutdown
+        .trigger_on_termination_signals()
+        .map_err(StartError::Signals)?;
+    let DisplayStack { producer, display } = DisplayStack::new()?;
+    let result = match &config.socket {
+        None => run_demo(&config, producer, &shutdown),
+        Some(spec) => {
+            let socket = match spec {
+                SocketSpec::Path(path) => VhostSocket::Path(path.clone()),
+                SocketSpec::Fd(fd) => VhostSocket::from_inherited_fd(*fd)?,
+            };
+            serve_gpu(&config, Arc::new(Mutex::new(producer)), socket, &shutdown)
+        }
+    };
+    display.shutdown();
+    result
+}
+
+fn run_demo(
+    config: &Config,
+    producer: qxl::Producer,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StartError> {
+    let demo = Demo::start(producer, config.width, config.height);
+    shutdown.wait();
+    drop(demo);
+    info!("Demo stopped");
+    Ok(())
+}
+
+fn gpu_config(config: &Config) -> GpuConfig {
+    GpuConfig {
+        width: config.width,
+        height: config.height,
+        max_hostmem: config.max_hostmem,
+        ..GpuConfig::default()
+    }
+}
+
+/// Serves VMM connections one after another; each gets a fresh virtio-gpu device over a
+/// freshly reset QXL device (the VM rebooted or the VMM restarted).
+pub fn serve_gpu(
+    config: &Config,
+    producer: Arc<Mutex<qxl::Producer>>,
+    socket: VhostSocket,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StartError> {
+    let make_backend = |notifier| {
+        let sink = QxlSink::new(producer.clone());
+        if let Err(e) = sink.reset() {
+            warn!(error = %e, "Could not reset the QXL device for a new connection");
+        }
+        GpuBackend::new(gpu_config(config), sink, notifier)
+            .map(Arc::new)
+            .map_err(io::Error::from)
+    };
+    daemon::serve(socket, GPU_DEVICE_NAME, make_backend, shutdown)?;
+    Ok(())
+}
