@@ -235,8 +235,6 @@ mod tests {
     #[test]
     fn spice_options_are_parsed() {
         let args = parse(&[
-            "--fd",
-            "3",
             "--spice-addr",
             "0.0.0.0",
             "--spice-port",
@@ -250,6 +248,12 @@ mod tests {
         let config = Config::try_from(args).unwrap();
         assert_eq!(config.spice.port, Some(5930));
         assert!(config.spice.disable_ticketing && config.demo);
+        assert_eq!(config.socket, None);
+    }
+
+    #[test]
+    fn demo_excludes_a_vmm_socket() {
+        assert!(parse(&["--demo", "--fd", "3"]).is_err());
     }
 
     #[test]
