@@ -13,6 +13,7 @@
 //! `display` → `spice`/`virtio`.
 
 pub mod config;
+pub mod demo;
 pub mod display;
 pub mod guest;
 pub mod spice;
