@@ -328,6 +328,32 @@ fn a_busy_command_ring_does_not_starve_the_cursor() {
 }
 
 #[test]
+fn cursor_commands_pushed_before_an_io_request_go_first() {
+    let (p, consumer) = qxl::new_device(DeviceConfig::default()).unwrap();
+    let mut source = QxlSource::new(consumer);
+    let producer = thread::spawn(move || {
+        let mut p = p;
+        for i in 0..3 {
+            p.cursor_move(qxl::Point { x: i, y: i }).unwrap();
+        }
+        p.destroy_primary()
+    });
+    for i in 0..3 {
+        match source.next(WAIT) {
+            Some(Work::Cursor(CursorCommand::Move { position })) => {
+                assert_eq!(position, Point { x: i, y: i })
+            }
+            other => panic!("expected cursor move {i}, got {other:?}"),
+        }
+    }
+    match source.next(WAIT) {
+        Some(Work::Io(io)) => io.complete(Ok(())),
+        other => panic!("expected the destroy-primary request, got {other:?}"),
+    }
+    producer.join().unwrap().unwrap();
+}
+
+#[test]
 fn an_idle_source_waits_for_its_timeout_and_no_longer() {
     let (_p, consumer) = qxl::new_device(DeviceConfig::default()).unwrap();
     let mut source = QxlSource::new(consumer);
