@@ -148,6 +148,39 @@ fn draws_reach_the_snapshot_byte_for_byte() {
 }
 
 #[test]
+fn off_screen_surfaces_and_the_monitor_layout_pass_through() {
+    let (mut p, handle) = device();
+    p.create_primary(W, H).unwrap();
+    p.create_surface(3, 32, 16).unwrap();
+    sync(&mut p);
+    let ids: Vec<(u32, u32, u32)> = handle
+        .surfaces()
+        .iter()
+        .map(|s| (s.surface_id, s.width, s.height))
+        .collect();
+    assert_eq!(ids, [(0, W, H), (3, 32, 16)]);
+    p.destroy_surface(3).unwrap();
+    sync(&mut p);
+    assert!(handle.snapshot(3).is_none());
+
+    let head = qxl::Head {
+        id: 0,
+        surface_id: 0,
+        width: W,
+        height: H,
+        x: 0,
+        y: 0,
+    };
+    p.io(IoRequest::MonitorsConfig(vec![head])).unwrap();
+    let got = handle.monitors();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].id, got[0].surface_id, got[0].width, got[0].height),
+        (0, 0, W, H)
+    );
+}
+
+#[test]
 fn cursor_commands_reach_the_cursor_state() {
     let (mut p, handle) = device();
     p.create_primary(W, H).unwrap();
