@@ -376,6 +376,7 @@ mod tests {
 
     #[test]
     fn the_screen_is_the_picture_of_the_last_frame_drawn() {
+        let started = Instant::now();
         let (demo, handle) = demo(320, 240);
         let picture = demo.picture();
         wait_frames(&demo, 3);
@@ -394,6 +395,8 @@ mod tests {
         result.unwrap();
         let last = last_frame.unwrap();
         assert!(last >= 3);
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("demo: {} frames in {secs:.3} s", last + 1);
         // `stop` waits for a whole frame; an I/O request is answered once the worker has
         // applied every command before it.
         let area = picture.full();
