@@ -5,10 +5,11 @@
 //! checks ids, sizes and rectangles again before touching a pixel. What the worker does not
 //! render (cursor trails, `QXL_CMD_UPDATE`, `QXL_CMD_MESSAGE`, NOPs) is dropped here.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use super::error::DisplayError;
-use super::handle::{spawn, DisplayHandle};
+use super::handle::{spawn, try_spawn, DisplayHandle};
 use super::source::{
     Bitmap, Clip, CommandSource, CursorCommand, CursorShape, DrawCommand, DrawOp, Head, Image,
     IoRequest, IoWork, Point, Rect, SurfaceCommand, Work,
@@ -161,6 +162,11 @@ impl CommandSource for QxlSource {
 /// If the OS cannot start a thread (as [`spawn`]).
 pub fn spawn_qxl(consumer: qxl::Consumer) -> DisplayHandle {
     spawn(QxlSource::new(consumer))
+}
+
+/// Starts a display worker fed by `consumer`, or says why the OS would not start its thread.
+pub fn try_spawn_qxl(consumer: qxl::Consumer) -> io::Result<DisplayHandle> {
+    try_spawn(QxlSource::new(consumer))
 }
 
 /// The worker's form of `call`; its completion answers the producer.
