@@ -148,6 +148,39 @@ fn draws_reach_the_snapshot_byte_for_byte() {
 }
 
 #[test]
+fn off_screen_surfaces_and_the_monitor_layout_pass_through() {
+    let (mut p, handle) = device();
+    p.create_primary(W, H).unwrap();
+    p.create_surface(3, 32, 16).unwrap();
+    sync(&mut p);
+    let ids: Vec<(u32, u32, u32)> = handle
+        .surfaces()
+        .iter()
+        .map(|s| (s.surface_id, s.width, s.height))
+        .collect();
+    assert_eq!(ids, [(0, W, H), (3, 32, 16)]);
+    p.destroy_surface(3).unwrap();
+    sync(&mut p);
+    assert!(handle.snapshot(3).is_none());
+
+    let head = qxl::Head {
+        id: 0,
+        surface_id: 0,
+        width: W,
+        height: H,
+        x: 0,
+        y: 0,
+    };
+    p.io(IoRequest::MonitorsConfig(vec![head])).unwrap();
+    let got = handle.monitors();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].id, got[0].surface_id, got[0].width, got[0].height),
+        (0, 0, W, H)
+    );
+}
+
+#[test]
 fn cursor_commands_reach_the_cursor_state() {
     let (mut p, handle) = device();
     p.create_primary(W, H).unwrap();
@@ -239,37 +272,69 @@ impl Rng {
     }
 }
 
+/// The rectangles of `n` random small draws inside `width` × `height`.
+fn random_rects(n: u32, width: u32, height: u32) -> Vec<qxl::Rect> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    (0..n)
+        .map(|_| {
+            let (w, h) = (1 + rng.below(64), 1 + rng.below(64));
+            let (x, y) = (rng.below(width - w + 1), rng.below(height - h + 1));
+            qrect(x as i32, y as i32, (x + w) as i32, (y + h) as i32)
+        })
+        .collect()
+}
+
 #[test]
 fn many_draws_from_a_producer_thread_while_reading_snapshots() {
     const DRAWS: u32 = 500;
+    /// Snapshots kept for the replay check, at most one per this many generations.
+    const KEEP_EVERY: u64 = 20;
     let (mut p, handle) = device();
     p.create_primary(W, H).unwrap();
+    let created = handle.surfaces()[0].generation;
+    let rects = random_rects(DRAWS, W, H);
+    let to_draw = rects.clone();
     let producer = thread::spawn(move || {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut model = Model::new(W, H);
-        for i in 0..DRAWS {
-            let (w, h) = (1 + rng.below(64), 1 + rng.below(64));
-            let (x, y) = (rng.below(W - w + 1), rng.below(H - h + 1));
-            let r = qrect(x as i32, y as i32, (x + w) as i32, (y + h) as i32);
-            let pixels = pattern(r, i);
-            p.draw_copy(r, &pixels, w as usize * 4).unwrap();
-            model.copy(r, &pixels);
+        for (i, r) in to_draw.into_iter().enumerate() {
+            let pixels = pattern(r, i as u32);
+            p.draw_copy(r, &pixels, r.width() as usize * 4).unwrap();
         }
         sync(&mut p);
-        (p, model)
+        p
     });
-    let mut snapshots = 0;
-    let mut last_generation = 0;
+    let (mut read, mut kept) = (0, Vec::new());
+    let mut last_generation = created;
     while !producer.is_finished() {
         let snap = handle.snapshot(0).unwrap();
         assert_eq!((snap.info.width, snap.info.height), (W, H));
         assert!(snap.info.generation >= last_generation);
+        if snap.info.generation >= last_generation + KEEP_EVERY {
+            kept.push(snap.clone());
+        }
         last_generation = snap.info.generation;
-        snapshots += 1;
+        read += 1;
+        thread::yield_now();
     }
-    let (_p, model) = producer.join().unwrap();
+    producer.join().unwrap();
+
+    // Each draw is one generation of the primary, applied whole: a snapshot of generation
+    // `created + k` is the model after exactly k draws, never a torn mix.
+    let mut model = Model::new(W, H);
+    let checked = kept.len();
+    let mut kept = kept.into_iter().peekable();
+    for (k, r) in rects.iter().enumerate() {
+        model.copy(*r, &pattern(*r, k as u32));
+        let generation = created + k as u64 + 1;
+        while let Some(snap) = kept.next_if(|s| s.info.generation == generation) {
+            assert!(*snap.pixels == model.pixels[..], "snapshot after draw {k}");
+        }
+    }
+    assert!(
+        kept.next().is_none(),
+        "a snapshot with an unexpected generation"
+    );
     assert_screen(&handle, &model, "after 500 draws");
-    eprintln!("{DRAWS} draws, {snapshots} snapshots read meanwhile");
+    eprintln!("{DRAWS} draws, {read} snapshots read meanwhile, {checked} replayed");
 }
 
 #[test]
@@ -325,6 +390,32 @@ fn a_busy_command_ring_does_not_starve_the_cursor() {
         .collect();
     assert_eq!(order, "DCDCDCDDD");
     assert!(source.next(Duration::from_millis(10)).is_none());
+}
+
+#[test]
+fn cursor_commands_pushed_before_an_io_request_go_first() {
+    let (p, consumer) = qxl::new_device(DeviceConfig::default()).unwrap();
+    let mut source = QxlSource::new(consumer);
+    let producer = thread::spawn(move || {
+        let mut p = p;
+        for i in 0..3 {
+            p.cursor_move(qxl::Point { x: i, y: i }).unwrap();
+        }
+        p.destroy_primary()
+    });
+    for i in 0..3 {
+        match source.next(WAIT) {
+            Some(Work::Cursor(CursorCommand::Move { position })) => {
+                assert_eq!(position, Point { x: i, y: i })
+            }
+            other => panic!("expected cursor move {i}, got {other:?}"),
+        }
+    }
+    match source.next(WAIT) {
+        Some(Work::Io(io)) => io.complete(Ok(())),
+        other => panic!("expected the destroy-primary request, got {other:?}"),
+    }
+    producer.join().unwrap().unwrap();
 }
 
 #[test]

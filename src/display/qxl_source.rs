@@ -5,10 +5,11 @@
 //! checks ids, sizes and rectangles again before touching a pixel. What the worker does not
 //! render (cursor trails, `QXL_CMD_UPDATE`, `QXL_CMD_MESSAGE`, NOPs) is dropped here.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use super::error::DisplayError;
-use super::handle::{spawn, DisplayHandle};
+use super::handle::{spawn, try_spawn, DisplayHandle};
 use super::source::{
     Bitmap, Clip, CommandSource, CursorCommand, CursorShape, DrawCommand, DrawOp, Head, Image,
     IoRequest, IoWork, Point, Rect, SurfaceCommand, Work,
@@ -22,14 +23,20 @@ const WARNING_WINDOW: Duration = Duration::from_secs(1);
 
 /// A [`CommandSource`] over a QXL device's consumer end.
 ///
-/// Order: a pending I/O request first (the consumer hands one out only once the command ring
-/// is drained, so it stays ordered after the commands pushed before it), then the command and
-/// cursor rings, taking turns so that a busy command ring never starves the cursor.
+/// Order: a pending I/O request first, once both rings hold nothing pushed before it (the
+/// consumer hands one out only when the command ring is drained; the cursor ring is drained
+/// here), then the command and cursor rings, taking turns so that a busy command ring never
+/// starves the cursor.
 #[derive(Debug)]
 pub struct QxlSource {
     consumer: qxl::Consumer,
     /// The ring tried first on the next poll: flipped after every item taken from a ring.
     cursor_first: bool,
+    /// An I/O request taken from the device, handed out once the cursor ring is drained.
+    /// Dropping it answers the producer (`IoError::Dropped`), so it is never lost.
+    held_io: Option<qxl::IoCall>,
+    /// Cursor commands handed out while `held_io` waits.
+    cursor_drained: u32,
     warnings: WarnLimit,
 }
 
@@ -47,6 +54,8 @@ impl QxlSource {
         Self {
             consumer,
             cursor_first: false,
+            held_io: None,
+            cursor_drained: 0,
             warnings: WarnLimit::new(),
         }
     }
@@ -57,44 +66,65 @@ impl QxlSource {
     }
 
     fn step(&mut self) -> Step {
-        if let Some(call) = self.consumer.take_io() {
-            if matches!(call.request, qxl::IoRequest::FlushRelease) {
-                // The consumer answers FlushRelease itself today; should it hand one out, the
-                // answer is the same.
-                self.consumer.flush_release();
-                call.complete(Ok(()));
-                return Step::Skipped;
+        if self.held_io.is_none() {
+            match self.consumer.take_io() {
+                Some(call) if matches!(call.request, qxl::IoRequest::FlushRelease) => {
+                    // The consumer answers FlushRelease itself today; should it hand one out,
+                    // the answer is the same.
+                    self.consumer.flush_release();
+                    call.complete(Ok(()));
+                    return Step::Skipped;
+                }
+                held => self.held_io = held,
             }
-            return Step::Work(Work::Io(io_work(call)));
+        }
+        if self.held_io.is_some() {
+            // The command ring is drained (the consumer hands out I/O only then); the cursor
+            // commands pushed before the request go first too, as spice-server's worker runs
+            // `flush_all_qxl_commands` before destroying surfaces. The producer is blocked on
+            // the request meanwhile, so one ring's worth is all there can be; a ring refilled
+            // behind our back waits for the request.
+            if self.cursor_drained < qxl::abi::COMMAND_RING_SIZE {
+                if let Some(step) = self.pop(true) {
+                    self.cursor_drained += 1;
+                    return step;
+                }
+            }
+            self.cursor_drained = 0;
+            if let Some(call) = self.held_io.take() {
+                return Step::Work(Work::Io(io_work(call)));
+            }
         }
         let order = if self.cursor_first {
             [true, false]
         } else {
             [false, true]
         };
-        for cursor in order {
-            let popped = if cursor {
-                self.consumer
-                    .pop_cursor()
-                    .map(|r| r.map(cursor_command).map(|c| c.map(Work::Cursor)))
-            } else {
-                self.consumer.pop_command().map(|r| r.map(command_work))
-            };
-            let Some(result) = popped else {
-                continue;
-            };
-            self.cursor_first = !cursor;
-            return match result {
-                Ok(Some(work)) => Step::Work(work),
-                Ok(None) => Step::Skipped,
-                Err(e) => {
-                    let ring = if cursor { "cursor" } else { "command" };
-                    self.warnings.warn(ring, &e);
-                    Step::Skipped
-                }
-            };
-        }
-        Step::Empty
+        order
+            .into_iter()
+            .find_map(|cursor| self.pop(cursor))
+            .unwrap_or(Step::Empty)
+    }
+
+    /// One item from the cursor or the command ring, `None` when that ring is empty.
+    fn pop(&mut self, cursor: bool) -> Option<Step> {
+        let result = if cursor {
+            self.consumer
+                .pop_cursor()?
+                .map(|c| cursor_command(c).map(Work::Cursor))
+        } else {
+            self.consumer.pop_command()?.map(command_work)
+        };
+        self.cursor_first = !cursor;
+        Some(match result {
+            Ok(Some(work)) => Step::Work(work),
+            Ok(None) => Step::Skipped,
+            Err(e) => {
+                let ring = if cursor { "cursor" } else { "command" };
+                self.warnings.warn(ring, &e);
+                Step::Skipped
+            }
+        })
     }
 }
 
@@ -132,6 +162,11 @@ impl CommandSource for QxlSource {
 /// If the OS cannot start a thread (as [`spawn`]).
 pub fn spawn_qxl(consumer: qxl::Consumer) -> DisplayHandle {
     spawn(QxlSource::new(consumer))
+}
+
+/// Starts a display worker fed by `consumer`, or says why the OS would not start its thread.
+pub fn try_spawn_qxl(consumer: qxl::Consumer) -> io::Result<DisplayHandle> {
+    try_spawn(QxlSource::new(consumer))
 }
 
 /// The worker's form of `call`; its completion answers the producer.
