@@ -26,6 +26,8 @@ pub enum StartError {
     Signals(#[source] io::Error),
     #[error("Cannot create the QXL device")]
     Qxl(#[source] qxl::QxlError),
+    #[error("Cannot start the demo source")]
+    Demo(#[source] io::Error),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
 }
@@ -75,10 +77,13 @@ fn run_demo(
     producer: qxl::Producer,
     shutdown: &ShutdownSignal,
 ) -> Result<(), StartError> {
-    let demo = Demo::start(producer, config.width, config.height);
+    let demo = Demo::start(producer, config.width, config.height).map_err(StartError::Demo)?;
     shutdown.wait();
-    drop(demo);
-    info!("Demo stopped");
+    let stopped = demo.stop();
+    info!(frames = ?stopped.last_frame, "Demo stopped");
+    if let Err(e) = stopped.result {
+        warn!(error = %e, "Demo source had stopped early");
+    }
     Ok(())
 }
 
