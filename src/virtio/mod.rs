@@ -1,6 +1,8 @@
 //! The guest-facing vhost-user devices over the rust-vmm crates.
 
 pub mod gpu;
+pub mod input;
+mod ratelimit;
 
 /// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` to the frontend, so that the VMM raises a
 /// config-change interrupt in the guest. The crates' public API has no such sender; the
