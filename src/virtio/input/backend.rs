@@ -134,8 +134,7 @@ impl InputBackend {
             let starved = self.fill_event_buffers(vring, &mem)?;
             // Re-enabling reports buffers added meanwhile; only worth another round if events
             // still wait (an idle device leaves buffers posted, which would loop forever).
-            if !event_idx || !vring.enable_notification().map_err(io::Error::other)? || !starved
-            {
+            if !event_idx || !vring.enable_notification().map_err(io::Error::other)? || !starved {
                 break;
             }
         }
@@ -248,7 +247,10 @@ fn write_event(
         .map_err(|_| InputError::EventBufferTooSmall { have })
 }
 
-fn read_event(chain: DescriptorChain<Memory>, mem: &Memory) -> Result<VirtioInputEvent, InputError> {
+fn read_event(
+    chain: DescriptorChain<Memory>,
+    mem: &Memory,
+) -> Result<VirtioInputEvent, InputError> {
     let guest: &GuestMemory = mem;
     let mut reader = Reader::new(guest, chain).map_err(InputError::BadDescriptorChain)?;
     let have = reader.available_bytes();
@@ -293,7 +295,10 @@ impl VhostUserBackend for InputBackend {
     }
 
     fn reset_device(&self) {
-        *self.selection.lock().unwrap_or_else(PoisonError::into_inner) = (select::UNSET, 0);
+        *self
+            .selection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (select::UNSET, 0);
         self.handle.reset_guest();
     }
 
@@ -309,7 +314,10 @@ impl VhostUserBackend for InputBackend {
             // The vhost crate refuses such a request before it reaches us.
             return Vec::new();
         }
-        let (sel, subsel) = *self.selection.lock().unwrap_or_else(PoisonError::into_inner);
+        let (sel, subsel) = *self
+            .selection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let config = config_space(self.handle.device().identity(), sel, subsel);
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         (0..size)
@@ -327,7 +335,10 @@ impl VhostUserBackend for InputBackend {
     /// the echoed read-only bytes are ignored.
     fn set_config(&self, offset: u32, buf: &[u8]) -> io::Result<()> {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let mut selection = self.selection.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut selection = self
+            .selection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for (i, byte) in buf.iter().enumerate() {
             match start.checked_add(i) {
                 Some(CONFIG_SELECT_OFFSET) => selection.0 = *byte,

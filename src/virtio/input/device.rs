@@ -76,7 +76,12 @@ impl InputConfig {
 
 /// The lock keys: SPICE modifier bit, guest LED, key code, set-1 scancode.
 const LOCKS: [(u16, u16, u16, u16); 3] = [
-    (lock_modifiers::SCROLL_LOCK, LED_SCROLLL, KEY_SCROLLLOCK, 0x46),
+    (
+        lock_modifiers::SCROLL_LOCK,
+        LED_SCROLLL,
+        KEY_SCROLLLOCK,
+        0x46,
+    ),
     (lock_modifiers::NUM_LOCK, LED_NUML, KEY_NUMLOCK, 0x45),
     (lock_modifiers::CAPS_LOCK, LED_CAPSL, KEY_CAPSLOCK, 0x3a),
 ];

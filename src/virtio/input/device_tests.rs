@@ -51,7 +51,13 @@ fn bytes(d: &mut InputDevice, client: InputClientId, bytes: &[u8]) {
 #[test]
 fn key_press_and_release_are_scan_key_syn_groups() {
     let mut d = device();
-    assert!(d.input(A, InputEvent::Key { scancode: 0x1e, pressed: true }));
+    assert!(d.input(
+        A,
+        InputEvent::Key {
+            scancode: 0x1e,
+            pressed: true
+        }
+    ));
     key(&mut d, A, 0x1e, false);
     assert_eq!(
         drain(&mut d),
@@ -126,14 +132,23 @@ fn pointer_position_scales_over_the_display() {
         [e(ev::ABS, ABS_X, 16396), e(ev::ABS, ABS_Y, 16404), syn()]
     );
     d.input(A, InputEvent::PointerPosition { x: 1279, y: 0 });
-    assert_eq!(drain(&mut d)[..2], [e(ev::ABS, ABS_X, 32767), e(ev::ABS, ABS_Y, 0)]);
+    assert_eq!(
+        drain(&mut d)[..2],
+        [e(ev::ABS, ABS_X, 32767), e(ev::ABS, ABS_Y, 0)]
+    );
     // Past the edge: clamped.
     d.input(A, InputEvent::PointerPosition { x: 5000, y: 5000 });
-    assert_eq!(drain(&mut d)[..2], [e(ev::ABS, ABS_X, 32767), e(ev::ABS, ABS_Y, 32767)]);
+    assert_eq!(
+        drain(&mut d)[..2],
+        [e(ev::ABS, ABS_X, 32767), e(ev::ABS, ABS_Y, 32767)]
+    );
     // A mode change rescales.
     d.set_display_size(800, 600);
     d.input(A, InputEvent::PointerPosition { x: 799, y: 599 });
-    assert_eq!(drain(&mut d)[..2], [e(ev::ABS, ABS_X, 32767), e(ev::ABS, ABS_Y, 32767)]);
+    assert_eq!(
+        drain(&mut d)[..2],
+        [e(ev::ABS, ABS_X, 32767), e(ev::ABS, ABS_Y, 32767)]
+    );
 }
 
 #[test]
@@ -147,10 +162,34 @@ fn scale_handles_degenerate_sizes() {
 #[test]
 fn wheel_steps() {
     let mut d = device();
-    d.input(A, InputEvent::Wheel { vertical: -1, horizontal: 0 });
-    d.input(A, InputEvent::Wheel { vertical: 1, horizontal: 0 });
-    d.input(A, InputEvent::Wheel { vertical: 0, horizontal: -2 });
-    d.input(A, InputEvent::Wheel { vertical: 0, horizontal: 0 });
+    d.input(
+        A,
+        InputEvent::Wheel {
+            vertical: -1,
+            horizontal: 0,
+        },
+    );
+    d.input(
+        A,
+        InputEvent::Wheel {
+            vertical: 1,
+            horizontal: 0,
+        },
+    );
+    d.input(
+        A,
+        InputEvent::Wheel {
+            vertical: 0,
+            horizontal: -2,
+        },
+    );
+    d.input(
+        A,
+        InputEvent::Wheel {
+            vertical: 0,
+            horizontal: 0,
+        },
+    );
     assert_eq!(
         drain(&mut d),
         [
@@ -187,7 +226,10 @@ fn buttons_follow_the_spice_mask() {
             (BTN_SIDE, 0),
         ]
     );
-    assert_eq!(out[..2], [e(ev::KEY, BTN_LEFT, 1), e(ev::SYN, SYN_REPORT, 0)]);
+    assert_eq!(
+        out[..2],
+        [e(ev::KEY, BTN_LEFT, 1), e(ev::SYN, SYN_REPORT, 0)]
+    );
 }
 
 #[test]
@@ -214,7 +256,10 @@ fn disconnecting_client_releases_its_keys_and_buttons_only() {
     drain(&mut d);
     d.release_all_from(A);
     // Ctrl stays down: B holds it too.
-    assert_eq!(key_events(&drain(&mut d)), [(KEY_LEFTALT, 0), (BTN_LEFT, 0)]);
+    assert_eq!(
+        key_events(&drain(&mut d)),
+        [(KEY_LEFTALT, 0), (BTN_LEFT, 0)]
+    );
     d.release_all_from(B);
     assert_eq!(key_events(&drain(&mut d)), [(KEY_LEFTCTRL, 0), (30, 0)]);
     d.release_all_from(B);
@@ -227,31 +272,48 @@ fn leds_come_from_the_status_queue() {
     let mut d = device();
     assert_eq!(d.guest_locks(), 0);
     let on = |code| VirtioInputEvent::new(ev::LED, code, 1);
-    assert_eq!(d.handle_status(on(LED_CAPSL)).ok(), Some(Some(lock_modifiers::CAPS_LOCK)));
+    assert_eq!(
+        d.handle_status(on(LED_CAPSL)).ok(),
+        Some(Some(lock_modifiers::CAPS_LOCK))
+    );
     assert_eq!(d.handle_status(on(LED_CAPSL)).ok(), Some(None), "unchanged");
     assert_eq!(
         d.handle_status(on(LED_NUML)).ok(),
         Some(Some(lock_modifiers::CAPS_LOCK | lock_modifiers::NUM_LOCK))
     );
     let off = VirtioInputEvent::new(ev::LED, LED_CAPSL, 0);
-    assert_eq!(d.handle_status(off).ok(), Some(Some(lock_modifiers::NUM_LOCK)));
-    assert_eq!(d.handle_status(VirtioInputEvent::new(ev::SND, 1, 1)).ok(), Some(None));
-    assert!(d.handle_status(VirtioInputEvent::new(ev::LED, 9, 1)).is_err());
-    assert!(d.handle_status(VirtioInputEvent::new(ev::KEY, 30, 1)).is_err());
+    assert_eq!(
+        d.handle_status(off).ok(),
+        Some(Some(lock_modifiers::NUM_LOCK))
+    );
+    assert_eq!(
+        d.handle_status(VirtioInputEvent::new(ev::SND, 1, 1)).ok(),
+        Some(None)
+    );
+    assert!(d
+        .handle_status(VirtioInputEvent::new(ev::LED, 9, 1))
+        .is_err());
+    assert!(d
+        .handle_status(VirtioInputEvent::new(ev::KEY, 30, 1))
+        .is_err());
     assert_eq!(d.guest_locks(), lock_modifiers::NUM_LOCK);
 }
 
 #[test]
 fn lock_modifiers_toggle_only_the_locks_that_differ() {
     let mut d = device();
-    d.handle_status(VirtioInputEvent::new(ev::LED, LED_NUML, 1)).expect("led");
+    d.handle_status(VirtioInputEvent::new(ev::LED, LED_NUML, 1))
+        .expect("led");
     d.input(
         A,
         InputEvent::LockModifiers {
             modifiers: lock_modifiers::CAPS_LOCK | lock_modifiers::NUM_LOCK,
         },
     );
-    assert_eq!(key_events(&drain(&mut d)), [(KEY_CAPSLOCK, 1), (KEY_CAPSLOCK, 0)]);
+    assert_eq!(
+        key_events(&drain(&mut d)),
+        [(KEY_CAPSLOCK, 1), (KEY_CAPSLOCK, 0)]
+    );
     // Asked again before the guest reported its LEDs: the toggle is not repeated.
     d.input(
         A,
@@ -260,7 +322,12 @@ fn lock_modifiers_toggle_only_the_locks_that_differ() {
         },
     );
     assert!(drain(&mut d).is_empty());
-    d.input(A, InputEvent::LockModifiers { modifiers: lock_modifiers::SCROLL_LOCK });
+    d.input(
+        A,
+        InputEvent::LockModifiers {
+            modifiers: lock_modifiers::SCROLL_LOCK,
+        },
+    );
     assert_eq!(
         key_events(&drain(&mut d)),
         [
@@ -278,7 +345,8 @@ fn lock_modifiers_toggle_only_the_locks_that_differ() {
 fn reset_forgets_queue_holds_and_leds() {
     let mut d = device();
     key(&mut d, A, 0x1e, true);
-    d.handle_status(VirtioInputEvent::new(ev::LED, LED_CAPSL, 1)).expect("led");
+    d.handle_status(VirtioInputEvent::new(ev::LED, LED_CAPSL, 1))
+        .expect("led");
     assert!(d.reset_guest(), "LED state changed");
     assert!(d.queue().is_empty());
     assert_eq!(d.guest_locks(), 0);
@@ -289,8 +357,10 @@ fn reset_forgets_queue_holds_and_leds() {
 
 #[test]
 fn config_is_validated() {
-    let mut c = InputConfig::default();
-    c.name = "x".repeat(64);
+    let mut c = InputConfig {
+        name: "x".repeat(64),
+        ..InputConfig::default()
+    };
     assert!(InputDevice::new(&c).is_err());
     c.name = String::new();
     assert!(InputDevice::new(&c).is_err());

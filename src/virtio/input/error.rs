@@ -21,9 +21,13 @@ pub enum InputError {
     EventBufferTooSmall { have: usize },
     #[error("Guest gave a {have}-byte status buffer, an event needs 8")]
     StatusBufferTooSmall { have: usize },
-    #[error("Guest sent status event type {kind:#x} code {code:#x}, which the device does not take")]
+    #[error(
+        "Guest sent status event type {kind:#x} code {code:#x}, which the device does not take"
+    )]
     UnsupportedStatus { kind: u16, code: u16 },
-    #[error("Guest takes no events: queue full, dropped {motion} motion and {presses} press groups")]
+    #[error(
+        "Guest takes no events: queue full, dropped {motion} motion and {presses} press groups"
+    )]
     QueueOverflow { motion: u64, presses: u64 },
     #[error("Guest selected config {select:#x}/{subsel:#x}, which does not exist")]
     UnknownConfigSelect { select: u8, subsel: u8 },

@@ -47,13 +47,20 @@ const SPOT_CHECKS: &[(u16, u16, &str)] = &[
 fn table_is_sorted_unique_and_every_entry_maps() {
     assert_eq!(SET1_TO_LINUX.len(), 236);
     for pair in SET1_TO_LINUX.windows(2) {
-        assert!(pair[0].0 < pair[1].0, "unsorted or duplicate at {:#x}", pair[1].0);
+        assert!(
+            pair[0].0 < pair[1].0,
+            "unsorted or duplicate at {:#x}",
+            pair[1].0
+        );
     }
     for &(scancode, key) in SET1_TO_LINUX {
         assert_eq!(linux_key(scancode), Some(key), "scancode {scancode:#x}");
         // Only plain bytes, the two no-break keys, and E0 codes without the break bit.
         assert!(
-            scancode < 0x80 || scancode == 0xf1 || scancode == 0xf2 || (0x100..0x180).contains(&scancode),
+            scancode < 0x80
+                || scancode == 0xf1
+                || scancode == 0xf2
+                || (0x100..0x180).contains(&scancode),
             "{scancode:#x}"
         );
         // Never a BTN_* code: the device must stay a keyboard, not a joystick, to udev.

@@ -69,7 +69,14 @@ fn key_bits_make_a_full_keyboard_and_an_absolute_mouse() {
     const BTN_1: u16 = 0x101;
     const BTN_TRIGGER: u16 = 0x120;
     const BTN_A: u16 = 0x130;
-    for b in [BTN_TOUCH, BTN_TOOL_PEN, BTN_STYLUS, BTN_1, BTN_TRIGGER, BTN_A] {
+    for b in [
+        BTN_TOUCH,
+        BTN_TOOL_PEN,
+        BTN_STYLUS,
+        BTN_1,
+        BTN_TRIGGER,
+        BTN_A,
+    ] {
         assert!(!bit(&keys, b), "{b:#x}");
     }
     // Every table code is declared.
@@ -85,11 +92,24 @@ fn other_event_types() {
     assert!(bit(&rel, REL_WHEEL) && bit(&rel, REL_HWHEEL));
     assert_eq!(rel.len(), 2);
     assert_eq!(config_payload(&id, select::EV_BITS, ev::ABS as u8), [0b11]);
-    assert_eq!(config_payload(&id, select::EV_BITS, ev::MSC as u8), [1 << MSC_SCAN]);
+    assert_eq!(
+        config_payload(&id, select::EV_BITS, ev::MSC as u8),
+        [1 << MSC_SCAN]
+    );
     assert_eq!(config_payload(&id, select::EV_BITS, ev::LED as u8), [0b111]);
     assert_eq!(config_payload(&id, select::EV_BITS, ev::REP as u8), [0]);
-    for kind in [ev::SYN, ev::SND, 0x05 /* EV_SW */, 0x15 /* EV_FF */, 0x1f, 0xff] {
-        assert!(config_payload(&id, select::EV_BITS, kind as u8).is_empty(), "{kind:#x}");
+    for kind in [
+        ev::SYN,
+        ev::SND,
+        0x05, /* EV_SW */
+        0x15, /* EV_FF */
+        0x1f,
+        0xff,
+    ] {
+        assert!(
+            config_payload(&id, select::EV_BITS, kind as u8).is_empty(),
+            "{kind:#x}"
+        );
     }
 }
 

@@ -196,8 +196,8 @@ impl EventQueue {
     /// release along, or cancels the one still to come.
     fn drop_oldest(&mut self, matches: impl Fn(GroupKind) -> bool) -> bool {
         let first = usize::from(self.front_sent > 0);
-        let Some(index) = (first..self.groups.len())
-            .find(|&i| self.kind_at(i).is_some_and(&matches))
+        let Some(index) =
+            (first..self.groups.len()).find(|&i| self.kind_at(i).is_some_and(&matches))
         else {
             return false;
         };

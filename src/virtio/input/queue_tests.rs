@@ -57,7 +57,11 @@ fn adjacent_motion_coalesces_to_the_newest() {
     q.push(GroupKind::Press(30), group(30, 1));
     q.push(GroupKind::Motion, motion(3));
     let out = drain(&mut q);
-    let xs: Vec<u32> = out.iter().filter(|e| e.kind == ev::ABS && e.code == 0).map(|e| e.value).collect();
+    let xs: Vec<u32> = out
+        .iter()
+        .filter(|e| e.kind == ev::ABS && e.code == 0)
+        .map(|e| e.value)
+        .collect();
     assert_eq!(xs, [2, 3], "motion across a key press is not merged");
     assert_eq!(q.stats().coalesced_motion, 1);
 }
@@ -108,8 +112,7 @@ fn overflow_drops_motion_first_then_presses_never_releases() {
         assert_eq!(released, usize::from(pressed), "code {c}");
     }
     assert_eq!(
-        stats.dropped_presses,
-        stats.swallowed_releases,
+        stats.dropped_presses, stats.swallowed_releases,
         "each dropped press took its release"
     );
 }
