@@ -245,8 +245,10 @@ impl InputDevice {
                 self.expected_locks = self.reported_locks;
                 Ok((self.reported_locks != before).then_some(self.reported_locks))
             }
-            // Bell and click requests: nothing to ring.
-            (ev::SND, _) => Ok(None),
+            // Bell and click requests: nothing to ring. Repeat rate and delay: Linux forwards
+            // every EV_REP the guest sets (kbd rate, `xset r rate`) to the device; the guest
+            // kernel repeats by itself, so there is nothing to apply.
+            (ev::SND | ev::REP, _) => Ok(None),
             _ => Err(InputError::UnsupportedStatus {
                 kind: event.kind,
                 code: event.code,
