@@ -290,6 +290,11 @@ fn leds_come_from_the_status_queue() {
         d.handle_status(VirtioInputEvent::new(ev::SND, 1, 1)).ok(),
         Some(None)
     );
+    assert_eq!(
+        d.handle_status(VirtioInputEvent::new(ev::REP, 0, 250)).ok(),
+        Some(None),
+        "repeat-rate changes are taken quietly"
+    );
     assert!(d
         .handle_status(VirtioInputEvent::new(ev::LED, 9, 1))
         .is_err());
