@@ -16,9 +16,12 @@ use crate::demo::Demo;
 use crate::display::{self, DisplayHandle};
 use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
 use crate::virtio::gpu::{GpuBackend, GpuConfig, QxlSink};
+use crate::virtio::input::{InputBackend, InputHandle};
 
 /// Name of the GPU device in thread names and logs.
 const GPU_DEVICE_NAME: &str = "vhost-user-spice-gpu";
+/// Name of the input device in thread names and logs.
+const INPUT_DEVICE_NAME: &str = "vhost-user-spice-input";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -114,5 +117,56 @@ pub fn serve_gpu(
             .map_err(io::Error::from)
     };
     daemon::serve(socket, GPU_DEVICE_NAME, make_backend, shutdown)?;
+    Ok(())
+}
+
+/// Serves virtio-input connections one after another. `handle` outlives them: it is what the
+/// SPICE side types into, and each new connection (a rebooted guest) attaches a fresh device
+/// to it.
+pub fn serve_input(
+    handle: &InputHandle,
+    socket: VhostSocket,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StartError> {
+    daemon::serve_with(
+        socket,
+        INPUT_DEVICE_NAME,
+        |notifier| {
+            InputBackend::with_handle(handle.clone(), notifier)
+                .map(Arc::new)
+                .map_err(io::Error::from)
+        },
+        // Input arrives from SPICE tasks, not from guest kicks: the device's wake-up eventfd
+        // must be in the connection's epoll loop.
+        |backend, daemon| backend.register_wake(daemon).map_err(io::Error::from),
+        shutdown,
+    )?;
+    Ok(())
+}
+
+/// Keeps the tablet's coordinate scale equal to the guest's current primary surface.
+pub fn follow_display_size(display: &DisplayHandle, input: InputHandle) -> io::Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
+
+    let mut events = display.subscribe();
+    let display = display.clone();
+    let resync = move |input: &InputHandle| {
+        if let Some(primary) = display.surfaces().into_iter().find(|s| s.surface_id == 0) {
+            input.set_display_size(primary.width, primary.height);
+        }
+    };
+    resync(&input);
+    std::thread::Builder::new()
+        .name("input-scale".into())
+        .spawn(move || loop {
+            match events.blocking_recv() {
+                Ok(display::DisplayEvent::SurfaceCreated(info)) if info.surface_id == 0 => {
+                    input.set_display_size(info.width, info.height);
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => resync(&input),
+                Err(RecvError::Closed) => return,
+            }
+        })?;
     Ok(())
 }
