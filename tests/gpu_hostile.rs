@@ -85,16 +85,48 @@ fn unknown_resource_ids_are_invalid_resource_id() {
 fn rectangles_outside_the_resource_are_invalid_parameter() {
     let mut s = Session::start(Flavor::Qemu);
     let bad = t::RESP_ERR_INVALID_PARAMETER;
-    s.expect(&[&transfer(1, [200, 0, 100, 10], 0)], bad, "transfer too wide");
-    s.expect(&[&transfer(1, [0, 120, 10, 10], 0)], bad, "transfer too low");
-    s.expect(&[&transfer(1, [u32::MAX, 0, 2, 1], 0)], bad, "x + width overflows");
-    s.expect(&[&transfer(1, [0, u32::MAX - 1, 1, 3], 0)], bad, "y + height overflows");
+    s.expect(
+        &[&transfer(1, [200, 0, 100, 10], 0)],
+        bad,
+        "transfer too wide",
+    );
+    s.expect(
+        &[&transfer(1, [0, 120, 10, 10], 0)],
+        bad,
+        "transfer too low",
+    );
+    s.expect(
+        &[&transfer(1, [u32::MAX, 0, 2, 1], 0)],
+        bad,
+        "x + width overflows",
+    );
+    s.expect(
+        &[&transfer(1, [0, u32::MAX - 1, 1, 3], 0)],
+        bad,
+        "y + height overflows",
+    );
     s.expect(&[&flush(1, [0, 0, W + 1, H])], bad, "flush too wide");
-    s.expect(&[&set_scanout(0, 1, [0, 0, W, H + 1])], bad, "scanout too low");
-    s.expect(&[&set_scanout(0, 1, [0, 0, 8, 8])], bad, "scanout below 16x16");
+    s.expect(
+        &[&set_scanout(0, 1, [0, 0, W, H + 1])],
+        bad,
+        "scanout too low",
+    );
+    s.expect(
+        &[&set_scanout(0, 1, [0, 0, 8, 8])],
+        bad,
+        "scanout below 16x16",
+    );
     // Reads past the end of the backing.
-    s.expect(&[&transfer(1, [0, 0, 1, 1], u64::from(W * H * 4))], bad, "offset past backing");
-    s.expect(&[&transfer(1, [0, 0, 1, 1], u64::MAX - 2)], bad, "offset overflows");
+    s.expect(
+        &[&transfer(1, [0, 0, 1, 1], u64::from(W * H * 4))],
+        bad,
+        "offset past backing",
+    );
+    s.expect(
+        &[&transfer(1, [0, 0, 1, 1], u64::MAX - 2)],
+        bad,
+        "offset overflows",
+    );
     s.still_draws();
     s.gpu.vmm.disconnect();
     s.daemon.stop();
@@ -116,7 +148,11 @@ fn backing_outside_guest_memory_is_refused() {
         s.expect(&[&req, &entries], t::RESP_ERR_UNSPEC, what);
     }
     // Nothing was attached: a transfer has no backing to read.
-    s.expect(&[&transfer(5, [0, 0, 32, 32], 0)], t::RESP_ERR_UNSPEC, "no backing");
+    s.expect(
+        &[&transfer(5, [0, 0, 32, 32], 0)],
+        t::RESP_ERR_UNSPEC,
+        "no backing",
+    );
     // More entries than QEMU's limit (16384), announced but not sent.
     let mut req = hdr(t::RESOURCE_ATTACH_BACKING);
     le(&mut req, &[5, 16385]);
@@ -134,16 +170,32 @@ fn backing_outside_guest_memory_is_refused() {
 fn resource_over_the_memory_budget_is_out_of_memory() {
     let mut s = Session::start(Flavor::Qemu);
     let oom = t::RESP_ERR_OUT_OF_MEMORY;
-    s.expect(&[&create_2d(2, 2, 1024, 1024)], oom, "4 MiB over a 1 MiB budget");
+    s.expect(
+        &[&create_2d(2, 2, 1024, 1024)],
+        oom,
+        "4 MiB over a 1 MiB budget",
+    );
     s.expect(&[&create_2d(3, 2, 16384, 16384)], oom, "1 GiB");
-    s.expect(&[&create_2d(4, 2, u32::MAX, u32::MAX)], oom, "width * height overflows");
+    s.expect(
+        &[&create_2d(4, 2, u32::MAX, u32::MAX)],
+        oom,
+        "width * height overflows",
+    );
     // What fits still fits, and unref gives the budget back.
     for round in 0..3 {
         s.gpu.ok(&[&create_2d(10 + round, 2, 400, 400)]);
         s.gpu.ok(&[&unref(10 + round)]);
     }
-    s.expect(&[&create_2d(6, 77, 8, 8)], t::RESP_ERR_INVALID_PARAMETER, "unknown format");
-    s.expect(&[&create_2d(6, 2, 0, 8)], t::RESP_ERR_INVALID_PARAMETER, "zero width");
+    s.expect(
+        &[&create_2d(6, 77, 8, 8)],
+        t::RESP_ERR_INVALID_PARAMETER,
+        "unknown format",
+    );
+    s.expect(
+        &[&create_2d(6, 2, 0, 8)],
+        t::RESP_ERR_INVALID_PARAMETER,
+        "zero width",
+    );
     s.still_draws();
     s.gpu.vmm.disconnect();
     s.daemon.stop();
@@ -154,7 +206,11 @@ fn bad_scanout_ids_are_refused() {
     let mut s = Session::start(Flavor::CloudHypervisor);
     let bad = t::RESP_ERR_INVALID_SCANOUT_ID;
     s.expect(&[&set_scanout(1, 1, [0, 0, W, H])], bad, "scanout 1 of 1");
-    s.expect(&[&set_scanout(u32::MAX, 1, [0, 0, W, H])], bad, "scanout u32::MAX");
+    s.expect(
+        &[&set_scanout(u32::MAX, 1, [0, 0, W, H])],
+        bad,
+        "scanout u32::MAX",
+    );
     let mut edid = hdr(t::GET_EDID);
     le(&mut edid, &[5, 0]);
     let resp = s.gpu.ctrl(&[&edid], EDID);
@@ -180,14 +236,29 @@ fn truncated_and_unknown_requests_are_err_unspec() {
     let scanout = set_scanout(0, 1, [0, 0, W, H]);
     s.expect(&[&scanout[..30]], unspec, "half a set-scanout");
     let (req, entries) = attach(1, &[(GUEST_RAM_BASE, 4096); 4]);
-    s.expect(&[&req, &entries[..20]], unspec, "attach with 1.25 of 4 entries");
+    s.expect(
+        &[&req, &entries[..20]],
+        unspec,
+        "attach with 1.25 of 4 entries",
+    );
     s.expect(&[&hdr(0x0108)], unspec, "GET_CAPSET_INFO (3D)");
     s.expect(&[&hdr(0xdead)], unspec, "unknown command");
-    s.expect(&[&hdr(t::UPDATE_CURSOR)], unspec, "a cursor command on the control queue");
+    s.expect(
+        &[&hdr(t::UPDATE_CURSOR)],
+        unspec,
+        "a cursor command on the control queue",
+    );
     // Display info needs 408 bytes; 24 carry the error.
-    s.expect(&[&hdr(t::GET_DISPLAY_INFO)], unspec, "response buffer too small");
+    s.expect(
+        &[&hdr(t::GET_DISPLAY_INFO)],
+        unspec,
+        "response buffer too small",
+    );
     // No room for any answer: used, with nothing written.
-    let (len, _) = s.gpu.vmm.request(0, &[&fenced(flush(1, [0, 0, 8, 8]), 5)], &[8]);
+    let (len, _) = s
+        .gpu
+        .vmm
+        .request(0, &[&fenced(flush(1, [0, 0, 8, 8]), 5)], &[8]);
     assert_eq!(len, 0);
     // A request split anywhere across descriptors is fine.
     s.gpu.ok(&[&scanout[..5], &scanout[5..27], &scanout[27..]]);
@@ -223,8 +294,12 @@ fn vmm_dropped_after_a_kick_leaves_a_fresh_device() {
     for flavor in [Flavor::CloudHypervisor, Flavor::Qemu] {
         let mut s = Session::start(flavor);
         s.fb.draw(&s.gpu.vmm, [0, 0, 64, 64], pixel(7));
-        s.gpu.vmm.post(0, &[&transfer(1, [0, 0, 64, 64], 0)], &[HDR]);
-        s.gpu.vmm.post(0, &[&fenced(flush(1, [0, 0, 64, 64]), 9)], &[HDR]);
+        s.gpu
+            .vmm
+            .post(0, &[&transfer(1, [0, 0, 64, 64], 0)], &[HDR]);
+        s.gpu
+            .vmm
+            .post(0, &[&fenced(flush(1, [0, 0, 64, 64]), 9)], &[HDR]);
         s.gpu.vmm.kick(0);
         s.gpu.vmm.disconnect();
         next_vmm_gets_a_fresh_device(&s.daemon, flavor);

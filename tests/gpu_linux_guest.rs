@@ -61,9 +61,11 @@ fn linux_fbdev_pattern_lands_on_the_canonical_surface() {
     }
     let image = vm::GuestImage::build().expect("the guest image builds");
     let daemon = GpuDaemon::app(W, H, 256 << 20);
-    let mut qemu = vm::Qemu::start(&image, vm::QemuOpts::default().gpu(&daemon.path))
-        .expect("QEMU starts");
-    let fb0 = qemu.wait_serial("FB0 ", BOOT_TIMEOUT).expect("the guest has /dev/fb0");
+    let mut qemu =
+        vm::Qemu::start(&image, vm::QemuOpts::default().gpu(&daemon.path)).expect("QEMU starts");
+    let fb0 = qemu
+        .wait_serial("FB0 ", BOOT_TIMEOUT)
+        .expect("the guest has /dev/fb0");
     let drawn = qemu
         .wait_serial("PATTERN DRAWN", BOOT_TIMEOUT)
         .expect("the guest draws the pattern");
@@ -77,7 +79,9 @@ fn linux_fbdev_pattern_lands_on_the_canonical_surface() {
         "our EDID's mode comes first: {drm}"
     );
 
-    let shown = daemon.display.wait_until(SURFACE_TIMEOUT, |_| compare(&daemon, w, h).0 == 0);
+    let shown = daemon
+        .display
+        .wait_until(SURFACE_TIMEOUT, |_| compare(&daemon, w, h).0 == 0);
     let (count, detail) = compare(&daemon, w, h);
     assert!(shown, "{count} pixels differ from the pattern; {detail}");
     let surface = daemon.display.snapshot(0).expect("the primary surface");

@@ -24,7 +24,11 @@ const DEFAULT_HOSTMEM: u64 = 256 << 20;
 /// each fenced flush. Returns the framebuffer.
 fn probe_and_draw(daemon: &GpuDaemon, gpu: &mut GpuDriver) -> GuestFb {
     let started = Instant::now();
-    assert_eq!(gpu.probe(), (W, H), "display info reports the configured size");
+    assert_eq!(
+        gpu.probe(),
+        (W, H),
+        "display info reports the configured size"
+    );
     let mut fb = GuestFb::new(&mut gpu.vmm, 1, W, H);
     assert!(fb.entries.len() > 100, "scattered backing");
     fb.draw(&gpu.vmm, fb.rect(), pixel(1));
@@ -63,14 +67,23 @@ fn cursor_follows(daemon: &GpuDaemon, gpu: &mut GpuDriver) {
     gpu.ok(&[&req, &entries]);
     gpu.fenced_ok(&support::gpu::transfer(7, image.rect(), 0));
     gpu.cursor(&cursor_cmd(t::UPDATE_CURSOR, 100, 50, 7, (5, 9)));
-    wait_display(&daemon.display, "the cursor shape", |d| d.cursor().shape.is_some());
+    wait_display(&daemon.display, "the cursor shape", |d| {
+        d.cursor().shape.is_some()
+    });
     let cursor = daemon.display.cursor();
-    assert_eq!(cursor.position, Point { x: 105, y: 59 }, "hot spot position");
+    assert_eq!(
+        cursor.position,
+        Point { x: 105, y: 59 },
+        "hot spot position"
+    );
     let shape = cursor.shape.expect("a shape");
     assert_eq!(shape.kind, CursorShape::ALPHA);
     assert_eq!((shape.width, shape.height), (64, 64));
     assert_eq!((shape.hot_x, shape.hot_y), (5, 9));
-    assert!(shape.data == image.pixels, "cursor pixels are the guest's ARGB");
+    assert!(
+        shape.data == image.pixels,
+        "cursor pixels are the guest's ARGB"
+    );
     assert!(cursor.visible);
 
     gpu.cursor(&cursor_cmd(t::MOVE_CURSOR, 700, 20, 7, (5, 9)));
@@ -158,7 +171,10 @@ fn burst_of_updates_ends_on_the_last_frame() {
         gpu.update(&fb, r);
     }
     daemon.wait_primary(256, 256, &fb.pixels);
-    assert!(fb.entries.iter().all(|&(_, len)| u64::from(len) <= 3 * PAGE));
+    assert!(fb
+        .entries
+        .iter()
+        .all(|&(_, len)| u64::from(len) <= 3 * PAGE));
     gpu.vmm.disconnect();
     daemon.stop();
 }

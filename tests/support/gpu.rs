@@ -5,7 +5,7 @@
 //!
 //! Request layouts: `include/uapi/linux/virtio_gpu.h` (shared/research/rust-vmm.md §3.3).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -90,9 +90,7 @@ impl GpuDaemon {
         let socket = VhostSocket::Path(path.clone());
         let thread = std::thread::Builder::new()
             .name("serve-gpu".into())
-            .spawn(move || {
-                app::serve_gpu(&config, Arc::new(Mutex::new(producer)), socket, &signal)
-            })
+            .spawn(move || app::serve_gpu(&config, Arc::new(Mutex::new(producer)), socket, &signal))
             .expect("the daemon thread starts");
         wait_until(|| path.exists(), "the daemon socket to appear");
         GpuDaemon {
@@ -148,19 +146,20 @@ impl GpuDaemon {
     }
 
     pub fn connect(&self, flavor: Flavor) -> GpuDriver {
-        GpuDriver::new(TestVmm::connect_with(
-            &self.path,
-            VmmOptions::new(flavor, &queue_sizes(flavor), LINUX_FEATURES),
-        ))
+        GpuDriver::connect(&self.path, flavor)
     }
 
     /// Waits until the primary surface is `width` x `height` and holds exactly `pixels`.
     pub fn wait_primary(&self, width: u32, height: u32, pixels: &[u8]) {
         let shown = self.display.wait_until(SHOW_TIMEOUT, |d| {
-            d.snapshot(0).is_some_and(|s| same(&s, width, height, pixels))
+            d.snapshot(0)
+                .is_some_and(|s| same(&s, width, height, pixels))
         });
         if !shown {
-            panic!("{}", describe_mismatch(self.display.snapshot(0), width, height, pixels));
+            panic!(
+                "{}",
+                describe_mismatch(self.display.snapshot(0), width, height, pixels)
+            );
         }
     }
 
@@ -273,6 +272,15 @@ impl GpuDriver {
         GpuDriver { vmm, next_fence: 1 }
     }
 
+    /// A VMM of `flavor` with the GPU's queue sizes and Linux's feature choice.
+    pub fn connect(socket: &Path, flavor: Flavor) -> Self {
+        Self::new(TestVmm::connect_with(socket, Self::options(flavor)))
+    }
+
+    pub fn options(flavor: Flavor) -> VmmOptions {
+        VmmOptions::new(flavor, &queue_sizes(flavor), LINUX_FEATURES)
+    }
+
     /// One control-queue chain: `readable` parts (one descriptor each) and a `resp_len`-byte
     /// writable buffer. Returns the response bytes the device wrote (its used length).
     pub fn ctrl(&mut self, readable: &[&[u8]], resp_len: u32) -> Vec<u8> {
@@ -300,8 +308,16 @@ impl GpuDriver {
         let fence = self.next_fence;
         self.next_fence += 1;
         let resp = self.ctrl(&[&fenced(req.to_vec(), fence)], HDR);
-        assert_eq!(resp_type(&resp), t::RESP_OK_NODATA, "fenced request refused");
-        assert_eq!(u32_at(&resp, 4) & FLAG_FENCE, FLAG_FENCE, "FENCE flag echoed");
+        assert_eq!(
+            resp_type(&resp),
+            t::RESP_OK_NODATA,
+            "fenced request refused"
+        );
+        assert_eq!(
+            u32_at(&resp, 4) & FLAG_FENCE,
+            FLAG_FENCE,
+            "FENCE flag echoed"
+        );
         assert_eq!(u64_at(&resp, 8), fence, "fence id echoed");
     }
 
@@ -333,7 +349,11 @@ impl GpuDriver {
     /// The driver's probe reads and the display-mode queries (rust-vmm.md §3.6, steps 1-4):
     /// num_scanouts, num_capsets, GET_EDID when negotiated, GET_DISPLAY_INFO. Returns the mode.
     pub fn probe(&mut self) -> (u32, u32) {
-        assert_eq!(self.vmm.get_config(8, 4), 1u32.to_le_bytes(), "num_scanouts");
+        assert_eq!(
+            self.vmm.get_config(8, 4),
+            1u32.to_le_bytes(),
+            "num_scanouts"
+        );
         assert_eq!(self.vmm.get_config(12, 4), [0; 4], "num_capsets (2D: none)");
         let (width, height, enabled) = self.display_info();
         assert!(enabled, "scanout 0 is connected");
@@ -365,7 +385,11 @@ impl GpuDriver {
 /// (width, height) of the first detailed timing descriptor (EDID 1.4 §3.10.2, bytes 54..72).
 pub fn edid_mode(edid: &[u8]) -> (u32, u32) {
     assert!(edid.len() >= 128, "an EDID base block");
-    assert_eq!(&edid[..8], &[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0], "EDID header");
+    assert_eq!(
+        &edid[..8],
+        &[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0],
+        "EDID header"
+    );
     let sum: u32 = edid[..128].iter().map(|&b| u32::from(b)).sum();
     assert_eq!(sum % 256, 0, "EDID checksum");
     let d = &edid[54..72];
@@ -432,7 +456,9 @@ impl GuestFb {
                     junk
                 })
                 .collect();
-            vmm.mem().write_slice(&bytes, GuestAddress(gpa)).expect("in RAM");
+            vmm.mem()
+                .write_slice(&bytes, GuestAddress(gpa))
+                .expect("in RAM");
         }
         fb
     }
@@ -526,7 +552,10 @@ pub fn unref(id: u32) -> Vec<u8> {
 /// ATTACH_BACKING as Linux queues it: the fixed part and the entry array, for two descriptors.
 pub fn attach(id: u32, entries: &[(u64, u32)]) -> (Vec<u8>, Vec<u8>) {
     let mut b = hdr(t::RESOURCE_ATTACH_BACKING);
-    le(&mut b, &[id, u32::try_from(entries.len()).expect("few entries")]);
+    le(
+        &mut b,
+        &[id, u32::try_from(entries.len()).expect("few entries")],
+    );
     let mut e = Vec::new();
     for &(addr, len) in entries {
         e.extend_from_slice(&addr.to_le_bytes());
@@ -581,5 +610,8 @@ pub fn resp_type(resp: &[u8]) -> u32 {
 
 /// Waits (bounded) for `f` to hold on the display.
 pub fn wait_display(display: &DisplayHandle, what: &str, f: impl Fn(&DisplayHandle) -> bool) {
-    assert!(display.wait_until(TIMEOUT, f), "timed out waiting for {what}");
+    assert!(
+        display.wait_until(TIMEOUT, f),
+        "timed out waiting for {what}"
+    );
 }
