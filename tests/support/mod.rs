@@ -9,7 +9,7 @@
 //! - `rings.rs`: split virtqueues in that RAM, driven as a guest driver does.
 //! - `dummy.rs`: an echo device with a 16-byte config and a config-change trigger.
 //! - `gpu.rs`: the daemon's virtio-gpu and display stack, a guest virtio_gpu driver, guest
-//!   framebuffers in scattered pages.
+//!   framebuffers in scattered pages; `gpu_requests.rs`: the request builders.
 
 //!
 //! # Use
@@ -34,6 +34,7 @@
 
 pub mod dummy;
 pub mod gpu;
+mod gpu_requests;
 mod handshake;
 pub mod rings;
 pub mod vmm;
