@@ -14,8 +14,9 @@ use tracing::{info, warn};
 use crate::config::{Config, SocketSpec};
 use crate::demo::Demo;
 use crate::display::{self, DisplayHandle};
+use crate::guest::{DisplayControl, HeadRequest};
 use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
-use crate::virtio::gpu::{GpuBackend, GpuConfig, QxlSink};
+use crate::virtio::gpu::{GpuBackend, GpuConfig, GpuControl, QxlSink};
 use crate::virtio::input::{InputBackend, InputHandle};
 
 /// Name of the GPU device in thread names and logs.
@@ -68,7 +69,14 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 SocketSpec::Path(path) => VhostSocket::Path(path.clone()),
                 SocketSpec::Fd(fd) => VhostSocket::from_inherited_fd(*fd)?,
             };
-            serve_gpu(&config, Arc::new(Mutex::new(producer)), socket, &shutdown)
+            let current = CurrentGpu::default();
+            serve_gpu(
+                &config,
+                Arc::new(Mutex::new(producer)),
+                &current,
+                socket,
+                &shutdown,
+            )
         }
     };
     display.shutdown();
@@ -104,6 +112,7 @@ fn gpu_config(config: &Config) -> GpuConfig {
 pub fn serve_gpu(
     config: &Config,
     producer: Arc<Mutex<qxl::Producer>>,
+    current: &CurrentGpu,
     socket: VhostSocket,
     shutdown: &ShutdownSignal,
 ) -> Result<(), StartError> {
@@ -112,12 +121,40 @@ pub fn serve_gpu(
         if let Err(e) = sink.reset() {
             warn!(error = %e, "Could not reset the QXL device for a new connection");
         }
-        GpuBackend::new(gpu_config(config), sink, notifier)
-            .map(Arc::new)
-            .map_err(io::Error::from)
+        let backend =
+            GpuBackend::new(gpu_config(config), sink, notifier).map_err(io::Error::from)?;
+        current.set(backend.control());
+        Ok(Arc::new(backend))
     };
     daemon::serve(socket, GPU_DEVICE_NAME, make_backend, shutdown)?;
     Ok(())
+}
+
+/// The resize path of whichever VMM connection is current: what the SPICE side asks for a new
+/// layout through. It outlives connections; between them a request is dropped (the next guest
+/// starts from the configured size).
+#[derive(Clone, Default)]
+pub struct CurrentGpu {
+    control: Arc<Mutex<Option<GpuControl>>>,
+}
+
+impl CurrentGpu {
+    fn set(&self, control: GpuControl) {
+        if let Ok(mut slot) = self.control.lock() {
+            *slot = Some(control);
+        }
+    }
+}
+
+impl DisplayControl for CurrentGpu {
+    fn request_layout(&self, heads: &[HeadRequest]) {
+        // Clone out of the lock: the request may wait on the frontend's ack.
+        let control = self.control.lock().ok().and_then(|slot| slot.clone());
+        match control {
+            Some(control) => control.request_layout(heads),
+            None => info!("Display resize requested with no VM connected: ignored"),
+        }
+    }
 }
 
 /// Serves virtio-input connections one after another. `handle` outlives them: it is what the

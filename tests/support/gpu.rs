@@ -91,7 +91,15 @@ impl GpuDaemon {
         let socket = VhostSocket::Path(path.clone());
         let thread = std::thread::Builder::new()
             .name("serve-gpu".into())
-            .spawn(move || app::serve_gpu(&config, Arc::new(Mutex::new(producer)), socket, &signal))
+            .spawn(move || {
+                app::serve_gpu(
+                    &config,
+                    Arc::new(Mutex::new(producer)),
+                    &app::CurrentGpu::default(),
+                    socket,
+                    &signal,
+                )
+            })
             .expect("the daemon thread starts");
         wait_until(|| path.exists(), "the daemon socket to appear");
         GpuDaemon {
