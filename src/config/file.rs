@@ -23,6 +23,9 @@ pub const CREDENTIAL_TLS_CERT: &str = "tls-cert";
 pub const CREDENTIAL_TLS_KEY: &str = "tls-key";
 pub const CREDENTIAL_TLS_CA: &str = "tls-ca";
 
+/// Credentials up to this size are read to see whether they are blank (larger ones never are).
+const MAX_BLANK_CREDENTIAL_BYTES: u64 = 64;
+
 /// A configuration file is a few hundred bytes; anything near this is not one.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -191,10 +194,15 @@ impl Environment {
         }
     }
 
-    /// The credential `name` if systemd passed it.
+    /// The credential `name` if systemd passed it. A blank one is absent: the unit's
+    /// `SetCredential=NAME:\n` default stands in for a `LoadCredential=` file that is missing.
     pub fn credential(&self, name: &str) -> Option<PathBuf> {
         let path = self.credentials_dir.as_ref()?.join(name);
-        path.is_file().then_some(path)
+        let len = std::fs::metadata(&path).ok().filter(|m| m.is_file())?.len();
+        let blank = len == 0
+            || (len <= MAX_BLANK_CREDENTIAL_BYTES
+                && std::fs::read(&path).is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace)));
+        (!blank).then_some(path)
     }
 
     /// The configuration file to read: `--config`, else `$VHOST_USER_SPICE_CONFIG` (both must

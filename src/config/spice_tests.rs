@@ -85,6 +85,10 @@ fn password_from_the_systemd_credential() {
     };
     assert_eq!(secret, Secret::new(*b"from-credential"));
     assert_eq!(source, dir.path().join("spice-password"));
+    // A blank credential (the unit's SetCredential= default) is no credential.
+    std::fs::write(dir.path().join("spice-password"), "\n").unwrap();
+    let error = Config::from_settings(args.settings(), &env, &Activated::default()).unwrap_err();
+    assert!(matches!(error, ConfigError::NoPassword { .. }), "{error}");
     // --password-file wins over the credential.
     let file = password_file(b"from-file");
     let args = parse(&["--fd", "3", "--password-file", path_str(&file)]).unwrap();

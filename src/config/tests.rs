@@ -222,7 +222,7 @@ fn config_file_search_order() {
     assert_eq!(env.locate_config(None), None, "nothing there");
     std::fs::write(&default, "").unwrap();
     assert_eq!(env.locate_config(None), Some(default.clone()));
-    std::fs::write(creds.join("config"), "").unwrap();
+    std::fs::write(creds.join("config"), "width = 1000\n").unwrap();
     assert_eq!(env.locate_config(None), Some(creds.join("config")));
     env.config_env = Some("/from/env.toml".into());
     assert_eq!(env.locate_config(None), Some("/from/env.toml".into()));
