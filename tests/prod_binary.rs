@@ -31,10 +31,7 @@ fn fails(command: &mut std::process::Command) -> String {
 #[test]
 fn print_capabilities_is_json_for_a_2d_gpu() {
     let (_dir, empty) = scratch();
-    let output = binary(&empty)
-        .arg("--print-capabilities")
-        .output()
-        .unwrap();
+    let output = binary(&empty).arg("--print-capabilities").output().unwrap();
     assert!(output.status.success());
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(value, serde_json::json!({"type": "gpu", "features": []}));
@@ -105,7 +102,12 @@ fn unknown_key_names_the_key_and_the_file() {
     let (dir, empty) = scratch();
     let file = dir.path().join("typo.toml");
     std::fs::write(&file, "disable-ticketing = true\nspice-prot = 5930\n").unwrap();
-    let stderr = fails(binary(&empty).arg("--config").arg(&file).args(["--fd", "3"]));
+    let stderr = fails(
+        binary(&empty)
+            .arg("--config")
+            .arg(&file)
+            .args(["--fd", "3"]),
+    );
     assert!(stderr.contains("unknown field `spice-prot`"), "{stderr}");
     assert!(stderr.contains("typo.toml"), "{stderr}");
     assert!(stderr.contains("line 2"), "{stderr}");
@@ -117,7 +119,11 @@ fn secure_defaults_refuse_with_a_way_out() {
     let socket = dir.path().join("gpu.sock");
     let socket = socket.to_str().unwrap();
     let stderr = fails(binary(&empty).args(["--socket-path", socket]));
-    for hint in ["--password-file", "LoadCredential=spice-password", "--disable-ticketing"] {
+    for hint in [
+        "--password-file",
+        "LoadCredential=spice-password",
+        "--disable-ticketing",
+    ] {
         assert!(stderr.contains(hint), "{stderr} lacks {hint}");
     }
     let stderr = fails(binary(&empty).arg("--demo"));
@@ -252,7 +258,14 @@ fn demo_tells_systemd_ready() {
         .unwrap();
     let mut child = binary(&empty)
         .env("NOTIFY_SOCKET", &notify)
-        .args(["--demo", "--disable-ticketing", "--width", "320", "--height", "200"])
+        .args([
+            "--demo",
+            "--disable-ticketing",
+            "--width",
+            "320",
+            "--height",
+            "200",
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
