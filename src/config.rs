@@ -303,8 +303,10 @@ impl Config {
             (Some(_), true) => {
                 let option = if settings.fd.is_some() {
                     "--fd"
-                } else {
+                } else if settings.socket_path.is_some() {
                     "--socket-path"
+                } else {
+                    "the socket-activated `vhost-user` socket"
                 };
                 return Err(ConfigError::DemoWithSocket { option });
             }

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
     if let Some(path) = &config.config_file {
         info!(file = %path.display(), "Configuration file read");
     }
-    for warning in config.warnings() {
+    for warning in config
+        .warnings()
+        .into_iter()
+        .chain(service.notify_error.clone())
+    {
         warn!("{warning}");
     }
     match vhost_user_spice::app::run_service(config, service) {

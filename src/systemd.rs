@@ -68,6 +68,8 @@ pub struct ServiceEnv {
     /// Ping the watchdog at least this often (half of `WATCHDOG_USEC`, as `sd_watchdog_enabled(3)`
     /// advises).
     pub watchdog: Option<Duration>,
+    /// Why `NOTIFY_SOCKET` could not be used, for the log once it is set up.
+    pub notify_error: Option<String>,
 }
 
 impl ServiceEnv {
@@ -77,6 +79,7 @@ impl ServiceEnv {
             activated: Activated::default(),
             notifier: Notifier::disabled(),
             watchdog: None,
+            notify_error: None,
         }
     }
 
@@ -96,17 +99,21 @@ impl ServiceEnv {
         let notify_socket = std::env::var_os("NOTIFY_SOCKET");
         // SAFETY: as above.
         unsafe { std::env::remove_var("NOTIFY_SOCKET") };
-        let notifier = match notify_socket.filter(|s| !s.is_empty()) {
-            None => Notifier::disabled(),
-            Some(target) => Notifier::to_socket(&target).unwrap_or_else(|e| {
-                warn!(socket = ?target, "NOTIFY_SOCKET is not usable: {e}");
-                Notifier::disabled()
-            }),
+        let (notifier, notify_error) = match notify_socket.filter(|s| !s.is_empty()) {
+            None => (Notifier::disabled(), None),
+            Some(target) => match Notifier::to_socket(&target) {
+                Ok(notifier) => (notifier, None),
+                Err(e) => (
+                    Notifier::disabled(),
+                    Some(format!("NOTIFY_SOCKET {target:?} is not usable: {e}")),
+                ),
+            },
         };
         Ok(Self {
             activated,
             notifier,
             watchdog,
+            notify_error,
         })
     }
 }

@@ -208,3 +208,27 @@ fn activated_spice_listener_off_loopback_is_checked() {
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert!(stderr.contains("--allow-plaintext-password"), "{stderr}");
 }
+
+#[test]
+fn activated_spice_listener_on_loopback_takes_a_password() {
+    let Some(tool) = tool() else { return };
+    let (dir, empty) = scratch();
+    let gpu = dir.path().join("gpu.sock");
+    let spice = dir.path().join("spice.sock");
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("spice-password"), "secret\n").unwrap();
+    // A unix SPICE socket is local: password login is fine; the password comes as a credential.
+    let mut child = activate(
+        &tool,
+        &[&gpu, &spice],
+        "vhost-user:spice",
+        &[("CREDENTIALS_DIRECTORY", &credentials)],
+        &[],
+        &empty,
+    );
+    wait_for(&gpu);
+    assert_eq!(scanouts(&gpu), 1);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, EXIT_DEADLINE).success());
+}

@@ -352,6 +352,17 @@ fn demo_excludes_a_vmm_socket() {
             option: "--socket-path"
         }
     ));
+    let activated = Activated {
+        vhost_user: Some(3),
+        ..Activated::default()
+    };
+    let args = parse(&["--demo", "--disable-ticketing"]).unwrap();
+    let error =
+        Config::from_settings(args.settings(), &Environment::empty(), &activated).unwrap_err();
+    assert!(
+        error.to_string().contains("socket-activated `vhost-user`"),
+        "{error}"
+    );
 }
 
 #[test]
