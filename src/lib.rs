@@ -7,6 +7,7 @@
 //! - [`display`]: the display worker; the QXL *consumer*, owner of the canonical screen.
 //! - [`spice`]: the SPICE server (per-client sessions and pipes).
 //! - [`guest`]: the traits through which the network side acts on the guest.
+//! - [`systemd`]: socket activation, service notifications, the watchdog.
 //!
 //! Layering (see DESIGN.md): `virtio` → `qxl`, `display` → `qxl`, `spice` → `display` and
 //! `guest`; `virtio` implements `guest`. Never `spice` → `virtio`, `virtio` → `spice`,
@@ -18,4 +19,5 @@ pub mod demo;
 pub mod display;
 pub mod guest;
 pub mod spice;
+pub mod systemd;
 pub mod virtio;
