@@ -334,7 +334,10 @@ where
                 Err(RecvError::Closed) => events = None,
             },
             () = sleep_until_opt(deadline) => core.handle_timeout(Instant::now())?,
-            _ = closed.changed() => return Err(ConnError::SessionClosed),
+            _ = closed.changed() => {
+                // At shutdown every session closes too; name the real cause.
+                return Err(if *stop.borrow() { ConnError::Shutdown } else { ConnError::SessionClosed });
+            }
             _ = stop.changed() => return Err(ConnError::Shutdown),
             () = std::future::ready(()), if more => tokio::task::yield_now().await,
         }

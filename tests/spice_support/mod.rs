@@ -275,3 +275,124 @@ pub fn read_ppm(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     assert_eq!(data.len(), (w * h * 3) as usize);
     (w, h, data)
 }
+
+/// Our scripted spice-gtk client (tests/tools/spice_client.py), driven over JSON lines.
+pub struct PyClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// Every event seen so far.
+    pub events: Vec<serde_json::Value>,
+}
+
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// Whether the Python client can run here (else skipped loudly, or failed under CI).
+pub fn have_python_client() -> bool {
+    if client(PYTHON).is_none()
+        || client("/usr/lib/x86_64-linux-gnu/girepository-1.0/SpiceClientGLib-2.0.typelib")
+            .is_none()
+    {
+        return false;
+    }
+    true
+}
+
+impl PyClient {
+    pub async fn connect(port: u16, password: Option<&str>) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/spice_client.py");
+        let mut cmd = tokio::process::Command::new(PYTHON);
+        cmd.arg(script)
+            .args(["127.0.0.1", &port.to_string()])
+            .args(password)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("python3 runs");
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads events until one satisfies `pred`; panics after [`WAIT`].
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        if let Some(e) = self.events.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; events: {:?}", self.events))
+                .unwrap()
+                .unwrap_or_else(|| {
+                    panic!("client exited before {what}; events: {:?}", self.events)
+                });
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            self.events.push(event.clone());
+            if pred(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Waits for the first event named `name`.
+    pub async fn wait_event(&mut self, name: &str) -> serde_json::Value {
+        self.wait_for(name, |e| e["event"] == name).await
+    }
+
+    pub async fn send(&mut self, cmd: serde_json::Value) {
+        use tokio::io::AsyncWriteExt;
+        let mut line = cmd.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The client's primary as RGB, once no update came for `quiet_ms`.
+    pub async fn dump(&mut self, quiet_ms: u32) -> (u32, u32, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("primary.rgb");
+        let p = path.to_str().unwrap().to_owned();
+        self.send(serde_json::json!({"cmd": "dump", "path": p, "quiet_ms": quiet_ms}))
+            .await;
+        let e = self
+            .wait_for("dump", |e| {
+                e["event"] == "dumped" && e["path"] == p.as_str()
+            })
+            .await;
+        let data = std::fs::read(&path).unwrap();
+        (
+            e["width"].as_u64().unwrap() as u32,
+            e["height"].as_u64().unwrap() as u32,
+            data,
+        )
+    }
+
+    /// Kills the client process at once (an abrupt disconnect).
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Polls `pred` every 20 ms until it holds or [`WAIT`] passes.
+pub async fn wait_until(pred: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    pred()
+}
