@@ -396,3 +396,4 @@ pub async fn wait_until(pred: impl Fn() -> bool) -> bool {
     }
     pred()
 }
+pub mod raw;
