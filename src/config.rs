@@ -1,5 +1,4 @@
-//! Command line (QEMU vhost-user backend program conventions) and the daemon's settings, and
-//! `run`, which builds the parts from them.
+//! Command line (QEMU vhost-user backend program conventions) and the daemon's settings.
 //!
 //! Conventions (QEMU `docs/interop/vhost-user.rst`, "Backend program conventions";
 //! `shared/research/ecosystem.md` §1.1): `--socket-path` or `--fd`, never both;
@@ -7,16 +6,10 @@
 //! setup exits non-zero early with a message; never daemonize; SIGTERM ends quickly and cleanly.
 #![forbid(unsafe_code)]
 
-use std::io;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{ArgGroup, Parser};
-use vhost_user_backend::VhostUserBackend;
-
-use crate::virtio::daemon::{self, DaemonError, PlaceholderDevice, ShutdownSignal, VhostSocket};
-use crate::virtio::ConfigChangeNotifier;
 
 /// What `--print-capabilities` prints: the `VHostUserBackendCapabilities` of QEMU's
 /// `docs/interop/vhost-user.json` for a GPU backend without `render-node` or `virgl`.
@@ -30,9 +23,6 @@ const DISPLAY_MAX: u32 = 8192;
 /// QEMU's default `max_hostmem` for virtio-gpu resources (rust-vmm.md §3.4).
 const DEFAULT_MAX_HOSTMEM: u64 = 256 << 20;
 
-/// Name of the device in thread names and logs.
-const DEVICE_NAME: &str = "vhost-user-spice-gpu";
-
 #[derive(Debug, Parser)]
 #[command(name = "vhost-user-spice", version, about)]
 #[command(group(ArgGroup::new("vhost_socket").args(["socket_path", "fd"]).multiple(false)))]
@@ -41,7 +31,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "PATH",
-        required_unless_present_any = ["fd", "print_capabilities"]
+        required_unless_present_any = ["fd", "print_capabilities", "demo"]
     )]
     pub socket_path: Option<PathBuf>,
 
@@ -86,8 +76,8 @@ pub struct Args {
     #[arg(long)]
     pub disable_ticketing: bool,
 
-    /// Show a built-in moving test picture instead of a guest's screen.
-    #[arg(long)]
+    /// Show a built-in moving test picture instead of a guest's screen (no VMM socket needed).
+    #[arg(long, conflicts_with_all = ["socket_path", "fd"])]
     pub demo: bool,
 }
 
@@ -110,7 +100,8 @@ pub struct SpiceOptions {
 /// The daemon's validated settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    pub socket: SocketSpec,
+    /// `None` only with `demo`: nothing to serve a VMM on.
+    pub socket: Option<SocketSpec>,
     pub width: u32,
     pub height: u32,
     pub max_hostmem: u64,
@@ -143,9 +134,10 @@ impl TryFrom<Args> for Config {
                 if !dir.is_dir() {
                     return Err(ConfigError::SocketDirMissing { path });
                 }
-                SocketSpec::Path(path)
+                Some(SocketSpec::Path(path))
             }
-            (None, Some(fd)) => SocketSpec::Fd(fd),
+            (None, Some(fd)) => Some(SocketSpec::Fd(fd)),
+            (None, None) if args.demo => None,
             (None, None) => return Err(ConfigError::NoSocket),
         };
         let size_ok = |v: u32| (DISPLAY_MIN..=DISPLAY_MAX).contains(&v);
@@ -174,46 +166,6 @@ impl TryFrom<Args> for Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("Cannot set up termination signal handling")]
-    Signals(#[source] io::Error),
-    #[error(transparent)]
-    Daemon(#[from] DaemonError),
-}
-
-/// Runs the daemon until SIGTERM/SIGINT (or until a connected `--fd` closes).
-pub fn run(config: Config) -> Result<(), StartError> {
-    // Until the GPU device is plugged in: a device that handshakes and does nothing.
-    run_with(config, |_config, _notifier| Ok(PlaceholderDevice))
-}
-
-/// Runs the daemon with devices from `make_device`, called once per frontend connection with
-/// that connection's config-change sender: this closure is where the GPU backend plugs in.
-pub fn run_with<B, F>(config: Config, mut make_device: F) -> Result<(), StartError>
-where
-    F: FnMut(&Config, Arc<dyn ConfigChangeNotifier>) -> io::Result<B>,
-    B: VhostUserBackend<Bitmap = ()> + Clone + 'static,
-    B::Vring: Clone + Send + Sync,
-{
-    // First, before any thread exists, so that every thread inherits the blocked signals.
-    let shutdown = ShutdownSignal::new().map_err(StartError::Signals)?;
-    shutdown
-        .trigger_on_termination_signals()
-        .map_err(StartError::Signals)?;
-    let socket = match &config.socket {
-        SocketSpec::Path(path) => VhostSocket::Path(path.clone()),
-        SocketSpec::Fd(fd) => VhostSocket::from_inherited_fd(*fd)?,
-    };
-    daemon::serve(
-        socket,
-        DEVICE_NAME,
-        |notifier| make_device(&config, notifier),
-        &shutdown,
-    )?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +177,7 @@ mod tests {
     #[test]
     fn socket_path_with_defaults() {
         let config = Config::try_from(parse(&["--socket-path", "/tmp/x.sock"]).unwrap()).unwrap();
-        assert_eq!(config.socket, SocketSpec::Path("/tmp/x.sock".into()));
+        assert_eq!(config.socket, Some(SocketSpec::Path("/tmp/x.sock".into())));
         assert_eq!((config.width, config.height), (1280, 800));
         assert_eq!(config.max_hostmem, 256 << 20);
     }
@@ -233,7 +185,7 @@ mod tests {
     #[test]
     fn fd_is_accepted() {
         let config = Config::try_from(parse(&["--fd", "3"]).unwrap()).unwrap();
-        assert_eq!(config.socket, SocketSpec::Fd(3));
+        assert_eq!(config.socket, Some(SocketSpec::Fd(3)));
     }
 
     #[test]
@@ -283,8 +235,6 @@ mod tests {
     #[test]
     fn spice_options_are_parsed() {
         let args = parse(&[
-            "--fd",
-            "3",
             "--spice-addr",
             "0.0.0.0",
             "--spice-port",
@@ -298,6 +248,12 @@ mod tests {
         let config = Config::try_from(args).unwrap();
         assert_eq!(config.spice.port, Some(5930));
         assert!(config.spice.disable_ticketing && config.demo);
+        assert_eq!(config.socket, None);
+    }
+
+    #[test]
+    fn demo_excludes_a_vmm_socket() {
+        assert!(parse(&["--demo", "--fd", "3"]).is_err());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! `guest`; `virtio` implements `guest`. Never `spice` → `virtio`, `virtio` → `spice`,
 //! `display` → `spice`/`virtio`.
 
+pub mod app;
 pub mod config;
+pub mod demo;
 pub mod display;
 pub mod guest;
 pub mod spice;

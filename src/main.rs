@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vhost_user_spice::config::{self, Args, Config, CAPABILITIES};
+use vhost_user_spice::config::{Args, Config, CAPABILITIES};
 
 /// Log filter when neither `--log` nor RUST_LOG is given.
 const DEFAULT_LOG: &str = "info";
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     init_logging(args.log.as_deref());
     let result = Config::try_from(args)
         .map_err(anyhow::Error::from)
-        .and_then(|config| config::run(config).map_err(anyhow::Error::from));
+        .and_then(|config| vhost_user_spice::app::run(config).map_err(anyhow::Error::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -20,6 +20,7 @@ mod error;
 mod geom;
 mod handle;
 mod pixels;
+pub mod qxl_source;
 pub mod source;
 mod surface;
 mod worker;

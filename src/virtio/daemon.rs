@@ -171,6 +171,18 @@ impl ShutdownSignal {
         rc > 0 && pollfd.revents != 0
     }
 
+    /// Blocks until the signal fires.
+    pub fn wait(&self) {
+        let mut pollfd = libc::pollfd {
+            fd: self.pair.1.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live, initialised pollfd, length 1, infinite timeout; poll(2) writes
+        // `revents`. EINTR just loops.
+        while unsafe { libc::poll(&mut pollfd, 1, -1) } <= 0 || pollfd.revents == 0 {}
+    }
+
     /// Readable once the signal fired.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.pair.1.as_fd()
@@ -221,7 +233,7 @@ impl ShutdownSignal {
 pub fn serve<B, F>(
     socket: VhostSocket,
     name: &str,
-    mut make_backend: F,
+    make_backend: F,
     shutdown: &ShutdownSignal,
 ) -> Result<(), DaemonError>
 where
@@ -229,20 +241,48 @@ where
     B: VhostUserBackend<Bitmap = ()> + Clone + 'static,
     B::Vring: Clone + Send + Sync,
 {
+    serve_with(socket, name, make_backend, |_, _| Ok(()), shutdown)
+}
+
+/// [`serve`] with a hook that runs once per connection, after the connection's
+/// `VhostUserDaemon` exists and before it serves: the place where a device registers its own
+/// event fds with the daemon's epoll loop (vhost-user-backend 0.24 offers that only on the
+/// daemon, through `get_epoll_handlers`). A hook error drops that connection.
+pub fn serve_with<B, F, H>(
+    socket: VhostSocket,
+    name: &str,
+    make_backend: F,
+    on_daemon: H,
+    shutdown: &ShutdownSignal,
+) -> Result<(), DaemonError>
+where
+    F: FnMut(Arc<dyn ConfigChangeNotifier>) -> io::Result<B>,
+    H: FnMut(&B, &VhostUserDaemon<B>) -> io::Result<()>,
+    B: VhostUserBackend<Bitmap = ()> + Clone + 'static,
+    B::Vring: Clone + Send + Sync,
+{
+    let mut device = Device {
+        name,
+        make_backend,
+        on_daemon,
+    };
     match socket {
         VhostSocket::Path(path) => {
             let listener = BoundSocket::bind(path)?;
-            accept_loop(&listener.listener, name, &mut make_backend, shutdown)
+            accept_loop(&listener.listener, &mut device, shutdown)
         }
         VhostSocket::Fd(fd) => match socket_kind(fd.as_fd())? {
-            SocketKind::Listening => {
-                accept_loop(&UnixListener::from(fd), name, &mut make_backend, shutdown)
-            }
-            SocketKind::Connected => {
-                serve_connection(UnixStream::from(fd), name, &mut make_backend, shutdown)
-            }
+            SocketKind::Listening => accept_loop(&UnixListener::from(fd), &mut device, shutdown),
+            SocketKind::Connected => serve_connection(UnixStream::from(fd), &mut device, shutdown),
         },
     }
+}
+
+/// How each connection's device is made: its name, its factory and its start hook.
+struct Device<'n, F, H> {
+    name: &'n str,
+    make_backend: F,
+    on_daemon: H,
 }
 
 /// A listener we bound ourselves; removes its socket file when dropped.
@@ -285,14 +325,14 @@ fn remove_stale_socket(path: &Path) -> Result<(), DaemonError> {
     })
 }
 
-fn accept_loop<B, F>(
+fn accept_loop<B, F, H>(
     listener: &UnixListener,
-    name: &str,
-    make_backend: &mut F,
+    device: &mut Device<'_, F, H>,
     shutdown: &ShutdownSignal,
 ) -> Result<(), DaemonError>
 where
     F: FnMut(Arc<dyn ConfigChangeNotifier>) -> io::Result<B>,
+    H: FnMut(&B, &VhostUserDaemon<B>) -> io::Result<()>,
     B: VhostUserBackend<Bitmap = ()> + Clone + 'static,
     B::Vring: Clone + Send + Sync,
 {
@@ -306,7 +346,7 @@ where
             continue;
         }
         match listener.accept() {
-            Ok((stream, _)) => serve_connection(stream, name, make_backend, shutdown)?,
+            Ok((stream, _)) => serve_connection(stream, device, shutdown)?,
             Err(e) => match e.raw_os_error() {
                 Some(libc::EINTR | libc::EAGAIN | libc::ECONNABORTED | libc::EPROTO) => {}
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
@@ -324,24 +364,32 @@ where
 
 /// Serves one frontend connection to its end. Errors are those that would recur on the next
 /// connection (the backend or the daemon cannot be built); a misbehaving frontend is logged.
-fn serve_connection<B, F>(
+fn serve_connection<B, F, H>(
     frontend: UnixStream,
-    name: &str,
-    make_backend: &mut F,
+    device: &mut Device<'_, F, H>,
     shutdown: &ShutdownSignal,
 ) -> Result<(), DaemonError>
 where
     F: FnMut(Arc<dyn ConfigChangeNotifier>) -> io::Result<B>,
+    H: FnMut(&B, &VhostUserDaemon<B>) -> io::Result<()>,
     B: VhostUserBackend<Bitmap = ()> + Clone + 'static,
     B::Vring: Clone + Send + Sync,
 {
+    let name = device.name;
     let peer = peer_pid(&frontend);
     info!(device = name, peer_pid = peer, "Frontend connected");
     let channel = BackendChannel::new();
-    let backend = make_backend(channel.clone()).map_err(DaemonError::MakeBackend)?;
+    let backend = (device.make_backend)(channel.clone()).map_err(DaemonError::MakeBackend)?;
     let memory = GuestMemoryAtomic::new(GuestMemoryMmap::new());
-    let mut daemon = VhostUserDaemon::new(name.to_owned(), backend, memory)
+    let mut daemon = VhostUserDaemon::new(name.to_owned(), backend.clone(), memory)
         .map_err(|e| DaemonError::StartDaemon(e.to_string()))?;
+    if let Err(e) = (device.on_daemon)(&backend, &daemon) {
+        warn!(
+            device = name,
+            "Frontend disconnected: the device did not start: {e}"
+        );
+        return Ok(());
+    }
     let relay = match Relay::start(frontend, channel, |listener| daemon.start(listener)) {
         Ok(Ok(relay)) => relay,
         Ok(Err(e)) => {

@@ -2,6 +2,8 @@
 
 pub mod daemon;
 pub mod gpu;
+pub mod input;
+mod ratelimit;
 pub mod relay;
 
 /// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` to the frontend, so that the VMM raises a

@@ -8,6 +8,8 @@
 //! - `handshake.rs`: the two VMMs' start-up sequences.
 //! - `rings.rs`: split virtqueues in that RAM, driven as a guest driver does.
 //! - `dummy.rs`: an echo device with a 16-byte config and a config-change trigger.
+//! - `gpu.rs`: the daemon's virtio-gpu and display stack, a guest virtio_gpu driver, guest
+//!   framebuffers in scattered pages; `gpu_requests.rs`: the request builders.
 
 //!
 //! # Use
@@ -31,6 +33,8 @@
 #![allow(dead_code)]
 
 pub mod dummy;
+pub mod gpu;
+mod gpu_requests;
 mod handshake;
 pub mod rings;
 pub mod vmm;

@@ -138,6 +138,11 @@ impl TestQueue {
         let slot = self.avail + RING_HEADER + 2 * u64::from(self.avail_idx % self.size);
         mem.write_obj(head.to_le(), GuestAddress(slot))
             .expect("the avail ring is in guest RAM");
+        // used_event (read by devices that negotiated EVENT_IDX): call us at the next used entry,
+        // as Linux's `virtqueue_enable_cb` asks, so waits need not fall back on polling.
+        let used_event = self.avail + RING_HEADER + 2 * u64::from(self.size);
+        mem.write_obj(self.last_used.to_le(), GuestAddress(used_event))
+            .expect("the avail ring is in guest RAM");
         self.avail_idx = self.avail_idx.wrapping_add(1);
         // Release: the device must see the descriptors and the ring entry before the new index.
         mem.store(

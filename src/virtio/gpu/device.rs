@@ -17,9 +17,9 @@ use super::error::GpuError;
 use super::protocol::{
     ctrl_type, Command, CtrlHdr, CursorCmd, DisplayOne, Rect, Response, MAX_SCANOUTS,
 };
-use super::ratelimit::RateLimiter;
 use super::resources::{Resources, DEFAULT_MAX_HOSTMEM};
 use super::sink::{DisplaySink, SinkRect};
+use crate::virtio::ratelimit::RateLimiter;
 
 /// `VIRTIO_GPU_EVENT_DISPLAY`: bit 0 of `events_read`, "display configuration changed".
 pub const EVENT_DISPLAY: u32 = 1 << 0;

@@ -15,7 +15,6 @@ pub mod edid;
 pub mod error;
 pub mod protocol;
 pub mod qxl_sink;
-mod ratelimit;
 pub mod resources;
 pub mod sink;
 #[cfg(test)]

@@ -14,11 +14,26 @@ use super::sink::{DisplaySink, SinkError, SinkRect};
 #[derive(Clone)]
 pub struct QxlSink {
     producer: Arc<Mutex<Producer>>,
+    /// Hot spot of the current cursor image. virtio-gpu positions the image's top-left corner
+    /// (Linux sends the cursor plane's `crtc_x`/`crtc_y`); QXL, like SPICE, positions the hot
+    /// spot, so it is added to every position (QEMU's `qemu_spice_create_cursor_update` adds
+    /// `hot_x`/`hot_y` to the same virtio-gpu positions).
+    hot: Point,
 }
 
 impl QxlSink {
     pub fn new(producer: Arc<Mutex<Producer>>) -> Self {
-        Self { producer }
+        Self {
+            producer,
+            hot: Point { x: 0, y: 0 },
+        }
+    }
+
+    fn hot_spot_at(&self, x: i32, y: i32) -> Point {
+        Point {
+            x: x.saturating_add(self.hot.x),
+            y: y.saturating_add(self.hot.y),
+        }
     }
 
     /// A fresh device for a new frontend connection: the previous VM's surfaces, cursor and
@@ -96,13 +111,24 @@ impl DisplaySink for QxlSink {
         let (w, h) = (narrow(width)?, narrow(height)?);
         let hot_x = narrow(hot_x)?.min(w.saturating_sub(1));
         let hot_y = narrow(hot_y)?.min(h.saturating_sub(1));
+        let hot = Point {
+            x: i32::from(hot_x),
+            y: i32::from(hot_y),
+        };
+        let at = Point {
+            x: x.saturating_add(hot.x),
+            y: y.saturating_add(hot.y),
+        };
         self.lock()?
-            .cursor_set(argb, w, h, hot_x, hot_y, Point { x, y }, true)
-            .map_err(to_sink)
+            .cursor_set(argb, w, h, hot_x, hot_y, at, true)
+            .map_err(to_sink)?;
+        self.hot = hot;
+        Ok(())
     }
 
     fn cursor_move(&mut self, x: i32, y: i32) -> Result<(), SinkError> {
-        self.lock()?.cursor_move(Point { x, y }).map_err(to_sink)
+        let at = self.hot_spot_at(x, y);
+        self.lock()?.cursor_move(at).map_err(to_sink)
     }
 
     fn cursor_hide(&mut self) -> Result<(), SinkError> {

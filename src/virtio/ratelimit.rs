@@ -1,4 +1,5 @@
-//! A small per-kind log rate limiter, so a misbehaving guest cannot flood the log.
+//! A small per-kind log rate limiter, so a misbehaving guest cannot flood the log (shared by
+//! the virtio devices).
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -1,0 +1,209 @@
+//! The composition root: builds the QXL device, the display worker, the guest-facing devices
+//! and the network side from a [`Config`], and runs them until SIGTERM/SIGINT.
+//!
+//! ```text
+//! virtio-gpu (per connection) ──QxlSink──► qxl::Producer ═ rings ═► qxl::Consumer ──► display worker
+//! demo source ───────────────────────────► (instead, with --demo)          DisplayHandle ──► SPICE
+//! ```
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use crate::config::{Config, SocketSpec};
+use crate::demo::Demo;
+use crate::display::{self, DisplayHandle};
+use crate::guest::{DisplayControl, HeadRequest};
+use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
+use crate::virtio::gpu::{GpuBackend, GpuConfig, GpuControl, QxlSink};
+use crate::virtio::input::{InputBackend, InputHandle};
+
+/// Name of the GPU device in thread names and logs.
+const GPU_DEVICE_NAME: &str = "vhost-user-spice-gpu";
+/// Name of the input device in thread names and logs.
+const INPUT_DEVICE_NAME: &str = "vhost-user-spice-input";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("Cannot set up termination signal handling")]
+    Signals(#[source] io::Error),
+    #[error("Cannot create the QXL device")]
+    Qxl(#[source] qxl::QxlError),
+    #[error("Cannot start the demo source")]
+    Demo(#[source] io::Error),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+/// The running display side: the QXL device's producer end, which a front (a VM or the demo)
+/// draws through, and the display worker consuming the other end.
+pub struct DisplayStack {
+    pub producer: qxl::Producer,
+    pub display: DisplayHandle,
+}
+
+impl DisplayStack {
+    pub fn new() -> Result<Self, StartError> {
+        let (producer, consumer) =
+            qxl::new_device(qxl::DeviceConfig::default()).map_err(StartError::Qxl)?;
+        Ok(Self {
+            producer,
+            display: display::qxl_source::spawn_qxl(consumer),
+        })
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or until a connected `--fd` closes).
+pub fn run(config: Config) -> Result<(), StartError> {
+    // First, before any thread exists, so that every thread inherits the blocked signals.
+    let shutdown = ShutdownSignal::new().map_err(StartError::Signals)?;
+    shutdown
+        .trigger_on_termination_signals()
+        .map_err(StartError::Signals)?;
+    let DisplayStack { producer, display } = DisplayStack::new()?;
+    let result = match &config.socket {
+        None => run_demo(&config, producer, &shutdown),
+        Some(spec) => {
+            let socket = match spec {
+                SocketSpec::Path(path) => VhostSocket::Path(path.clone()),
+                SocketSpec::Fd(fd) => VhostSocket::from_inherited_fd(*fd)?,
+            };
+            let current = CurrentGpu::default();
+            serve_gpu(
+                &config,
+                Arc::new(Mutex::new(producer)),
+                &current,
+                socket,
+                &shutdown,
+            )
+        }
+    };
+    display.shutdown();
+    result
+}
+
+fn run_demo(
+    config: &Config,
+    producer: qxl::Producer,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StartError> {
+    let demo = Demo::start(producer, config.width, config.height).map_err(StartError::Demo)?;
+    shutdown.wait();
+    let stopped = demo.stop();
+    info!(frames = ?stopped.last_frame, "Demo stopped");
+    if let Err(e) = stopped.result {
+        warn!(error = %e, "Demo source had stopped early");
+    }
+    Ok(())
+}
+
+fn gpu_config(config: &Config) -> GpuConfig {
+    GpuConfig {
+        width: config.width,
+        height: config.height,
+        max_hostmem: config.max_hostmem,
+        ..GpuConfig::default()
+    }
+}
+
+/// Serves VMM connections one after another; each gets a fresh virtio-gpu device over a
+/// freshly reset QXL device (the VM rebooted or the VMM restarted).
+pub fn serve_gpu(
+    config: &Config,
+    producer: Arc<Mutex<qxl::Producer>>,
+    current: &CurrentGpu,
+    socket: VhostSocket,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StartError> {
+    let make_backend = |notifier| {
+        let sink = QxlSink::new(producer.clone());
+        if let Err(e) = sink.reset() {
+            warn!(error = %e, "Could not reset the QXL device for a new connection");
+        }
+        let backend =
+            GpuBackend::new(gpu_config(config), sink, notifier).map_err(io::Error::from)?;
+        current.set(backend.control());
+        Ok(Arc::new(backend))
+    };
+    daemon::serve(socket, GPU_DEVICE_NAME, make_backend, shutdown)?;
+    Ok(())
+}
+
+/// The resize path of whichever VMM connection is current: what the SPICE side asks for a new
+/// layout through. It outlives connections; between them a request is dropped (the next guest
+/// starts from the configured size).
+#[derive(Clone, Default)]
+pub struct CurrentGpu {
+    control: Arc<Mutex<Option<GpuControl>>>,
+}
+
+impl CurrentGpu {
+    fn set(&self, control: GpuControl) {
+        if let Ok(mut slot) = self.control.lock() {
+            *slot = Some(control);
+        }
+    }
+}
+
+impl DisplayControl for CurrentGpu {
+    fn request_layout(&self, heads: &[HeadRequest]) {
+        // Clone out of the lock: the request may wait on the frontend's ack.
+        let control = self.control.lock().ok().and_then(|slot| slot.clone());
+        match control {
+            Some(control) => control.request_layout(heads),
+            None => info!("Display resize requested with no VM connected: ignored"),
+        }
+    }
+}
+
+/// Serves virtio-input connections one after another. `handle` outlives them: it is what the
+/// SPICE side types into, and each new connection (a rebooted guest) attaches a fresh device
+/// to it.
+pub fn serve_input(
+    handle: &InputHandle,
+    socket: VhostSocket,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StartError> {
+    daemon::serve_with(
+        socket,
+        INPUT_DEVICE_NAME,
+        |notifier| {
+            InputBackend::with_handle(handle.clone(), notifier)
+                .map(Arc::new)
+                .map_err(io::Error::from)
+        },
+        // Input arrives from SPICE tasks, not from guest kicks: the device's wake-up eventfd
+        // must be in the connection's epoll loop.
+        |backend, daemon| backend.register_wake(daemon).map_err(io::Error::from),
+        shutdown,
+    )?;
+    Ok(())
+}
+
+/// Keeps the tablet's coordinate scale equal to the guest's current primary surface.
+pub fn follow_display_size(display: &DisplayHandle, input: InputHandle) -> io::Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
+
+    let mut events = display.subscribe();
+    let display = display.clone();
+    let resync = move |input: &InputHandle| {
+        if let Some(primary) = display.surfaces().into_iter().find(|s| s.surface_id == 0) {
+            input.set_display_size(primary.width, primary.height);
+        }
+    };
+    resync(&input);
+    std::thread::Builder::new()
+        .name("input-scale".into())
+        .spawn(move || loop {
+            match events.blocking_recv() {
+                Ok(display::DisplayEvent::SurfaceCreated(info)) if info.surface_id == 0 => {
+                    input.set_display_size(info.width, info.height);
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => resync(&input),
+                Err(RecvError::Closed) => return,
+            }
+        })?;
+    Ok(())
+}
