@@ -126,6 +126,15 @@ async fn keys_and_mouse_reach_the_input_sink() {
     })
     .await;
     assert!(ok, "{:?}", rig.sink.events());
+
+    // The guest's lock LEDs reach the client; its leaving releases what it held.
+    rig.sink.leds.send_replace(4);
+    c.wait_for("caps lock LED", |e| {
+        e["event"] == "modifiers" && e["value"] == 4
+    })
+    .await;
+    c.kill().await;
+    assert!(wait_until(|| !rig.sink.released.lock().unwrap().is_empty()).await);
     rig.server.shutdown().await;
 }
 

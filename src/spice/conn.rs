@@ -21,7 +21,7 @@ use super::wire::{
     client_message_limit, ChannelType, DisplayCap, FrameError, Framer, MessageWriter,
 };
 use crate::display::{DisplayEvent, DisplayHandle};
-use crate::guest::{DisplayControl, InputSink};
+use crate::guest::{DisplayControl, InputClient, InputClientId, InputSink};
 
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
@@ -263,6 +263,9 @@ where
         ChannelType::DISPLAY | ChannelType::CURSOR
     )
     .then(|| shared.display.subscribe());
+    // The guest's lock LEDs, reported on the inputs channel only.
+    let mut modifiers = shared.input.guest_modifiers();
+    let mut watch_modifiers = linked.channel_type == ChannelType::INPUTS;
     let mut core: Box<dyn ChannelCore> = match linked.channel_type {
         ChannelType::MAIN => Box::new(MainChannel::new(
             Arc::clone(session),
@@ -280,11 +283,14 @@ where
             Box::new(DisplayChannel::new(canvas, config, now, &mut out))
         }
         ChannelType::CURSOR => Box::new(CursorChannel::new(canvas, &mut out)),
-        _ => Box::new(InputsChannel::new(
-            Arc::clone(&shared.input),
-            canvas,
-            &mut out,
-        )),
+        _ => {
+            let client = InputClient::new(
+                Arc::clone(&shared.input),
+                InputClientId(u64::from(session.id())),
+            );
+            let initial = *modifiers.borrow_and_update();
+            Box::new(InputsChannel::new(client, canvas, initial, &mut out))
+        }
     };
     let mut closed = session.closed();
     if *closed.borrow_and_update() {
@@ -332,6 +338,13 @@ where
                 Ok(ev) => core.handle_event(&ev),
                 Err(RecvError::Lagged(_)) => core.handle_lagged(),
                 Err(RecvError::Closed) => events = None,
+            },
+            r = modifiers.changed(), if watch_modifiers => match r {
+                Ok(()) => {
+                    let m = *modifiers.borrow_and_update();
+                    core.handle_guest_modifiers(m, &mut out);
+                }
+                Err(_) => watch_modifiers = false,
             },
             () = sleep_until_opt(deadline) => core.handle_timeout(Instant::now())?,
             _ = closed.changed() => {

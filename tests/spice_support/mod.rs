@@ -11,7 +11,7 @@ use vhost_user_spice::display::source::{
     IoWork, Rop, Work,
 };
 use vhost_user_spice::display::{self, Clip, CommandSource, DisplayHandle, Point, Rect};
-use vhost_user_spice::guest::{DisplayControl, HeadRequest, InputEvent, InputSink};
+use vhost_user_spice::guest::{DisplayControl, HeadRequest, InputClientId, InputEvent, InputSink};
 use vhost_user_spice::spice::ticket::{Secret, Ticketing};
 use vhost_user_spice::spice::{SpiceConfig, SpiceServer};
 
@@ -156,18 +156,43 @@ impl Guest {
 }
 
 /// Records what the server feeds the guest's input devices.
-#[derive(Default)]
-pub struct RecordingSink(pub Mutex<Vec<InputEvent>>);
+pub struct RecordingSink {
+    pub events: Mutex<Vec<(InputClientId, InputEvent)>>,
+    pub released: Mutex<Vec<InputClientId>>,
+    /// The guest's lock LEDs, as the device would publish them.
+    pub leds: tokio::sync::watch::Sender<u16>,
+}
+
+impl Default for RecordingSink {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            released: Mutex::default(),
+            leds: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
 
 impl InputSink for RecordingSink {
-    fn input(&self, event: InputEvent) {
-        self.0.lock().unwrap().push(event);
+    fn input(&self, client: InputClientId, event: InputEvent) {
+        self.events.lock().unwrap().push((client, event));
+    }
+    fn release_all_from(&self, client: InputClientId) {
+        self.released.lock().unwrap().push(client);
+    }
+    fn guest_modifiers(&self) -> tokio::sync::watch::Receiver<u16> {
+        self.leds.subscribe()
     }
 }
 
 impl RecordingSink {
     pub fn events(&self) -> Vec<InputEvent> {
-        self.0.lock().unwrap().clone()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| *e)
+            .collect()
     }
 }
 

@@ -11,6 +11,7 @@ Events:  {"event": "primary", "width", "height"}      the display's primary surf
          {"event": "cursor-set", "width", "height", "hot_x", "hot_y"}
          {"event": "cursor-move", "x", "y"}   {"event": "cursor-hide"}
          {"event": "mouse-mode", "mode"}      1 server, 2 client
+         {"event": "modifiers", "value"}      the guest's lock LEDs (KEY_MODIFIERS)
          {"event": "agent", "connected"}
          {"event": "dumped", "path", "width", "height"}
          {"event": "sent", "cmd"}             an input or resize command went out
@@ -106,6 +107,7 @@ class Client:
             GObject.Object.connect(ch, "display-mark", self.on_mark)
         elif kind == INPUTS:
             self.inputs = ch
+            GObject.Object.connect(ch, "inputs-modifiers", self.on_modifiers)
         elif kind == CURSOR:
             GObject.Object.connect(ch, "cursor-set", self.on_cursor_set)
             GObject.Object.connect(ch, "cursor-move", self.on_cursor_move)
@@ -137,6 +139,9 @@ class Client:
 
     def on_mark(self, _ch, mark):
         emit(event="mark", mark=mark)
+
+    def on_modifiers(self, ch):
+        emit(event="modifiers", value=int(ch.get_property("key-modifiers")))
 
     def on_cursor_set(self, _ch, width, height, hot_x, hot_y, _rgba):
         emit(event="cursor-set", width=width, height=height, hot_x=hot_x, hot_y=hot_y)

@@ -8,12 +8,13 @@ use std::time::Instant;
 use tracing::debug;
 
 use super::{ChannelCore, ChannelError};
-use crate::guest::{InputEvent, InputSink};
+use crate::guest::{InputClient, InputEvent};
 use crate::spice::outbox::Outbox;
 use crate::spice::pipe::Canvas;
 use crate::spice::wire::{
     scancode_bytes, BaseClientMsg, ButtonsState, ChannelType, InputsClientMsg, KeyModifiers,
-    MouseButton, MsgInputsInit, MsgInputsMouseMotionAck, SPICE_INPUT_MOTION_ACK_BUNCH,
+    MouseButton, MsgInputsInit, MsgInputsKeyModifiers, MsgInputsMouseMotionAck,
+    SPICE_INPUT_MOTION_ACK_BUNCH,
 };
 
 /// The extended-key prefix byte of set 1, folded into bit 8 of [`InputEvent::Key`].
@@ -26,20 +27,22 @@ const BREAK: u8 = 0x80;
 const WHEEL_MASK: u16 = ButtonsState::UP.0 | ButtonsState::DOWN.0;
 
 /// Decodes a set-1 byte sequence (press and/or release codes, `E0`-prefixed extended keys) into
-/// key events. Pause (`E1 …`) is skipped: no scancode represents it.
+/// key events. Pause (`E1 1D 45`, `E1 9D C5`) has no single scancode: its bytes go to the
+/// device as they are ([`InputEvent::ScancodeByte`]), whose decoder knows the sequence.
 pub fn decode_scancodes(bytes: impl IntoIterator<Item = u8>, mut emit: impl FnMut(InputEvent)) {
     let mut extended = false;
-    let mut skip = 0usize;
+    let mut raw = 0usize;
     for b in bytes {
-        if skip > 0 {
-            skip -= 1;
+        if raw > 0 {
+            raw -= 1;
+            emit(InputEvent::ScancodeByte(b));
             continue;
         }
         match b {
             E0 => extended = true,
             E1 => {
-                // E1 1D 45 (press) or E1 9D C5 (release).
-                skip = 2;
+                emit(InputEvent::ScancodeByte(b));
+                raw = 2;
                 extended = false;
             }
             0 => extended = false,
@@ -57,7 +60,8 @@ pub fn decode_scancodes(bytes: impl IntoIterator<Item = u8>, mut emit: impl FnMu
 
 /// The INPUTS channel of one client.
 pub struct InputsChannel {
-    sink: Arc<dyn InputSink>,
+    /// Dropping it releases whatever this client still holds down in the guest.
+    client: InputClient,
     canvas: Arc<dyn Canvas>,
     /// Motion and position messages since the last ack.
     motions: u32,
@@ -76,14 +80,18 @@ impl std::fmt::Debug for InputsChannel {
 }
 
 impl InputsChannel {
-    /// A linked inputs channel: frames INIT.
-    pub fn new(sink: Arc<dyn InputSink>, canvas: Arc<dyn Canvas>, out: &mut Outbox) -> Self {
-        // We cannot read the guest's lock LEDs; spice-server reports them when it knows.
+    /// A linked inputs channel: frames INIT with the guest's lock LEDs `modifiers`.
+    pub fn new(
+        client: InputClient,
+        canvas: Arc<dyn Canvas>,
+        modifiers: u16,
+        out: &mut Outbox,
+    ) -> Self {
         out.send(&MsgInputsInit {
-            keyboard_modifiers: KeyModifiers::NONE,
+            keyboard_modifiers: KeyModifiers(modifiers),
         });
         Self {
-            sink,
+            client,
             canvas,
             motions: 0,
             buttons: None,
@@ -106,7 +114,7 @@ impl InputsChannel {
             None => (x.max(0), y.max(0)),
         };
         self.pointer = (x, y);
-        self.sink.input(InputEvent::PointerPosition {
+        self.client.input(InputEvent::PointerPosition {
             x: u32::try_from(x).unwrap_or(u32::MAX),
             y: u32::try_from(y).unwrap_or(u32::MAX),
         });
@@ -116,7 +124,7 @@ impl InputsChannel {
         let state = state & !WHEEL_MASK;
         if self.buttons != Some(state) {
             self.buttons = Some(state);
-            self.sink.input(InputEvent::Buttons {
+            self.client.input(InputEvent::Buttons {
                 mask: u32::from(state),
             });
         }
@@ -152,8 +160,8 @@ impl ChannelCore for InputsChannel {
     ) -> Result<(), ChannelError> {
         let msg =
             InputsClientMsg::decode(msg_type, body).map_err(ChannelError::malformed(msg_type))?;
-        let sink = Arc::clone(&self.sink);
-        let emit = |e| sink.input(e);
+        let client = &self.client;
+        let emit = |e| client.input(e);
         match msg {
             InputsClientMsg::Base(BaseClientMsg::Disconnecting(d)) => {
                 return Err(ChannelError::ClientDisconnecting(d.reason))
@@ -168,9 +176,12 @@ impl ChannelCore for InputsChannel {
             ),
             InputsClientMsg::KeyScancode(k) => decode_scancodes(k.codes.iter().copied(), emit),
             InputsClientMsg::KeyModifiers(m) => {
-                // The guest's lock state is the guest's: we cannot read it, so we do not
-                // fight the client over it.
+                // The device toggles the guest's locks to match (spice-server
+                // inputs-channel.cpp does the same with synthesised key presses).
                 debug!(modifiers = ?m.modifiers, "client lock state");
+                self.client.input(InputEvent::LockModifiers {
+                    modifiers: m.modifiers.0,
+                });
             }
             InputsClientMsg::MousePosition(p) => {
                 self.move_to(i64::from(p.x), i64::from(p.y));
@@ -184,11 +195,11 @@ impl ChannelCore for InputsChannel {
                 self.motion(out);
             }
             InputsClientMsg::MousePress(p) => match p.button {
-                MouseButton::UP => self.sink.input(InputEvent::Wheel {
+                MouseButton::UP => self.client.input(InputEvent::Wheel {
                     vertical: -1,
                     horizontal: 0,
                 }),
-                MouseButton::DOWN => self.sink.input(InputEvent::Wheel {
+                MouseButton::DOWN => self.client.input(InputEvent::Wheel {
                     vertical: 1,
                     horizontal: 0,
                 }),
@@ -207,6 +218,12 @@ impl ChannelCore for InputsChannel {
             }
         }
         Ok(())
+    }
+
+    fn handle_guest_modifiers(&mut self, modifiers: u16, out: &mut Outbox) {
+        out.send(&MsgInputsKeyModifiers {
+            modifiers: KeyModifiers(modifiers),
+        });
     }
 }
 
@@ -232,6 +249,13 @@ mod tests {
             [(0x148, true), (0x148, false)]
         );
         assert_eq!(decode(&[0xe1, 0x1d, 0x45, 0x10]), [(0x10, true)]);
+        let mut raw = Vec::new();
+        decode_scancodes([0xe1, 0x9d, 0xc5], |e| raw.push(e));
+        assert_eq!(
+            raw,
+            [0xe1, 0x9d, 0xc5].map(InputEvent::ScancodeByte),
+            "Pause goes to the device byte by byte"
+        );
         assert_eq!(decode(&[]), []);
     }
 }

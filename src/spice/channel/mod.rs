@@ -100,6 +100,9 @@ pub trait ChannelCore: Send {
         false
     }
 
+    /// The guest's keyboard lock LEDs changed (the inputs channel reports them).
+    fn handle_guest_modifiers(&mut self, _modifiers: u16, _out: &mut Outbox) {}
+
     /// When [`ChannelCore::handle_timeout`] is due.
     fn deadline(&self) -> Option<Instant> {
         None
