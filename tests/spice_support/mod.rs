@@ -236,7 +236,29 @@ pub async fn start(ticketing: Ticketing) -> Rig {
     .await
 }
 
-pub async fn start_with(config: SpiceConfig) -> Rig {
+/// A server over any display (the QXL device path, say), with recording doubles.
+pub async fn serve_display(
+    display: DisplayHandle,
+    ticketing: Ticketing,
+) -> (SpiceServer, Arc<RecordingSink>, u16) {
+    init_logs();
+    let sink = Arc::new(RecordingSink::default());
+    let server = SpiceServer::start(
+        SpiceConfig {
+            port: Some(0),
+            ..SpiceConfig::new(ticketing)
+        },
+        display,
+        sink.clone(),
+        Arc::new(RecordingControl::default()),
+    )
+    .await
+    .unwrap();
+    let port = server.local_addr().unwrap().port();
+    (server, sink, port)
+}
+
+fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -244,6 +266,10 @@ pub async fn start_with(config: SpiceConfig) -> Rig {
         )
         .with_test_writer()
         .try_init();
+}
+
+pub async fn start_with(config: SpiceConfig) -> Rig {
+    init_logs();
     let guest = Guest::new();
     let sink = Arc::new(RecordingSink::default());
     let control = Arc::new(RecordingControl::default());
