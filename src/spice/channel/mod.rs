@@ -113,3 +113,6 @@ pub trait ChannelCore: Send {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
