@@ -35,7 +35,7 @@ async fn client_primary_equals_guest_pixels_and_updates_only_the_drawn_rect() {
     let Some(mut c) = connected(&rig).await else {
         return;
     };
-    assert_eq!(c.dump(200).await, rig.guest.primary_rgb());
+    assert_same_picture(&c.dump(200).await, &rig.guest.primary_rgb());
 
     let before = c
         .events
@@ -54,7 +54,7 @@ async fn client_primary_equals_guest_pixels_and_updates_only_the_drawn_rect() {
         (&inv["x"], &inv["y"], &inv["w"], &inv["h"]),
         (&json!(30), &json!(40), &json!(100), &json!(50))
     );
-    assert_eq!(c.dump(300).await, rig.guest.primary_rgb());
+    assert_same_picture(&c.dump(300).await, &rig.guest.primary_rgb());
     rig.server.shutdown().await;
 }
 
@@ -182,14 +182,14 @@ async fn two_clients_converge_and_one_dropping_changes_nothing_for_the_other() {
     rig.guest
         .draw(Rect::ltrb(10, 10, 200, 100), pattern(190, 90, 5));
     rig.guest.sync();
-    assert_eq!(a.dump(300).await, rig.guest.primary_rgb());
-    assert_eq!(b.dump(300).await, rig.guest.primary_rgb());
+    assert_same_picture(&a.dump(300).await, &rig.guest.primary_rgb());
+    assert_same_picture(&b.dump(300).await, &rig.guest.primary_rgb());
 
     a.kill().await;
     rig.guest
         .draw(Rect::ltrb(50, 60, 300, 200), pattern(250, 140, 6));
     rig.guest.sync();
-    assert_eq!(b.dump(300).await, rig.guest.primary_rgb());
+    assert_same_picture(&b.dump(300).await, &rig.guest.primary_rgb());
     assert!(wait_until(|| rig.server.client_count() == 1).await);
     rig.server.shutdown().await;
 }

@@ -238,122 +238,194 @@ async fn next_event(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A linked channel connection: its core and everything its select loop watches.
+struct Driver {
+    core: Box<dyn ChannelCore>,
+    out: Outbox,
+    framer: Framer,
+    /// Received bytes not yet framed (at most one message plus one read).
+    inbuf: Vec<u8>,
+    events: Option<broadcast::Receiver<DisplayEvent>>,
+    /// The guest's lock LEDs, watched on inputs channels only.
+    modifiers: Option<watch::Receiver<u16>>,
+    closed: watch::Receiver<bool>,
+    rate: RateLimit,
+}
+
+impl Driver {
+    /// Builds the channel's core, which frames its greeting.
+    fn new(
+        shared: &Shared,
+        session: &Arc<Session>,
+        linked: &Linked,
+        inbuf: Vec<u8>,
+    ) -> Result<Self, ConnError> {
+        let now = Instant::now();
+        let kind = linked.header_kind();
+        let mut out = Outbox::new(MessageWriter::new(kind));
+        let canvas: Arc<dyn Canvas> = Arc::new(shared.display.clone());
+        // Subscribe before any state is read, so no change falls between (display/handle.rs).
+        let events = matches!(
+            linked.channel_type,
+            ChannelType::DISPLAY | ChannelType::CURSOR
+        )
+        .then(|| shared.display.subscribe());
+        let mut modifiers = None;
+        let core: Box<dyn ChannelCore> = match linked.channel_type {
+            ChannelType::MAIN => Box::new(MainChannel::new(
+                Arc::clone(session),
+                Arc::clone(&shared.control),
+                shared.started,
+                &mut out,
+            )),
+            ChannelType::DISPLAY => {
+                let caps = &linked.client_channel_caps;
+                let config = PipeConfig {
+                    budget: shared.pipe_budget,
+                    lz4: shared.lz4 && caps.has(DisplayCap::LZ4_COMPRESSION),
+                    monitors_config: caps.has(DisplayCap::MONITORS_CONFIG),
+                };
+                Box::new(DisplayChannel::new(canvas, config, now, &mut out))
+            }
+            ChannelType::CURSOR => Box::new(CursorChannel::new(canvas, &mut out)),
+            _ => {
+                let client = InputClient::new(
+                    Arc::clone(&shared.input),
+                    InputClientId(u64::from(session.id())),
+                );
+                let mut leds = shared.input.guest_modifiers();
+                let initial = *leds.borrow_and_update();
+                modifiers = Some(leds);
+                Box::new(InputsChannel::new(client, canvas, initial, &mut out))
+            }
+        };
+        let mut closed = session.closed();
+        if *closed.borrow_and_update() {
+            return Err(ConnError::SessionClosed);
+        }
+        Ok(Self {
+            core,
+            out,
+            framer: Framer::new(kind, client_message_limit(linked.channel_type)),
+            inbuf,
+            events,
+            modifiers,
+            closed,
+            rate: RateLimit::new(now),
+        })
+    }
+
+    /// Frames the messages in `inbuf` and hands them to the core.
+    fn handle_input(&mut self) -> Result<(), ConnError> {
+        let mut used_total = 0;
+        while let Some((frame, used)) = self
+            .framer
+            .next_frame(self.inbuf.get(used_total..).unwrap_or_default())?
+        {
+            let now = Instant::now();
+            self.rate.take(now)?;
+            self.core
+                .handle_message(frame.msg_type, frame.body, now, &mut self.out)?;
+            used_total += used;
+        }
+        self.inbuf.drain(..used_total);
+        Ok(())
+    }
+
+    /// The select loop (STYLE §5.2): socket in, socket out, display events, guest LEDs,
+    /// deadlines, session end, server stop.
+    async fn run<R, W>(
+        &mut self,
+        rd: &mut R,
+        wr: &mut W,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), ConnError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let max_buffered = self.framer.max_frame_len();
+        loop {
+            let mut more = false;
+            if self.out.pending() < LOW_WATER {
+                more = self.core.poll_transmit(&mut self.out);
+            }
+            let deadline = self.core.deadline();
+            tokio::select! {
+                r = rd.read(&mut chunk), if self.inbuf.len() <= max_buffered => {
+                    let n = r?;
+                    if n == 0 {
+                        return Err(if self.inbuf.is_empty() {
+                            ConnError::Closed
+                        } else {
+                            ConnError::ClosedMidMessage(self.inbuf.len())
+                        });
+                    }
+                    self.inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    self.handle_input()?;
+                }
+                w = wr.write(self.out.unsent()), if self.out.pending() > 0 => {
+                    let n = w?;
+                    if n == 0 {
+                        return Err(ConnError::Io(io::ErrorKind::WriteZero.into()));
+                    }
+                    self.out.advance(n);
+                }
+                ev = next_event(&mut self.events) => match ev {
+                    Ok(ev) => self.core.handle_event(&ev),
+                    Err(RecvError::Lagged(_)) => self.core.handle_lagged(),
+                    Err(RecvError::Closed) => self.events = None,
+                },
+                m = next_change(&mut self.modifiers) => match m {
+                    Some(m) => self.core.handle_guest_modifiers(m, &mut self.out),
+                    None => self.modifiers = None,
+                },
+                () = sleep_until_opt(deadline) => self.core.handle_timeout(Instant::now())?,
+                _ = self.closed.changed() => {
+                    // At shutdown every session closes too; name the real cause.
+                    return Err(if *stop.borrow() {
+                        ConnError::Shutdown
+                    } else {
+                        ConnError::SessionClosed
+                    });
+                }
+                _ = stop.changed() => return Err(ConnError::Shutdown),
+                () = std::future::ready(()), if more => tokio::task::yield_now().await,
+            }
+        }
+    }
+}
+
 async fn serve_channel<R, W>(
     rd: &mut R,
     wr: &mut W,
     shared: &Shared,
     session: &Arc<Session>,
     linked: &Linked,
-    mut inbuf: Vec<u8>,
+    inbuf: Vec<u8>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), ConnError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let now = Instant::now();
-    let kind = linked.header_kind();
-    let mut out = Outbox::new(MessageWriter::new(kind));
-    let mut framer = Framer::new(kind, client_message_limit(linked.channel_type));
-    let canvas: Arc<dyn Canvas> = Arc::new(shared.display.clone());
-    // Subscribe before any state is read, so no change falls between (display/handle.rs).
-    let mut events = matches!(
-        linked.channel_type,
-        ChannelType::DISPLAY | ChannelType::CURSOR
-    )
-    .then(|| shared.display.subscribe());
-    // The guest's lock LEDs, reported on the inputs channel only.
-    let mut modifiers = shared.input.guest_modifiers();
-    let mut watch_modifiers = linked.channel_type == ChannelType::INPUTS;
-    let mut core: Box<dyn ChannelCore> = match linked.channel_type {
-        ChannelType::MAIN => Box::new(MainChannel::new(
-            Arc::clone(session),
-            Arc::clone(&shared.control),
-            shared.started,
-            &mut out,
-        )),
-        ChannelType::DISPLAY => {
-            let caps = &linked.client_channel_caps;
-            let config = PipeConfig {
-                budget: shared.pipe_budget,
-                lz4: shared.lz4 && caps.has(DisplayCap::LZ4_COMPRESSION),
-                monitors_config: caps.has(DisplayCap::MONITORS_CONFIG),
-            };
-            Box::new(DisplayChannel::new(canvas, config, now, &mut out))
-        }
-        ChannelType::CURSOR => Box::new(CursorChannel::new(canvas, &mut out)),
-        _ => {
-            let client = InputClient::new(
-                Arc::clone(&shared.input),
-                InputClientId(u64::from(session.id())),
-            );
-            let initial = *modifiers.borrow_and_update();
-            Box::new(InputsChannel::new(client, canvas, initial, &mut out))
-        }
-    };
-    let mut closed = session.closed();
-    if *closed.borrow_and_update() {
-        return Err(ConnError::SessionClosed);
+    let mut driver = Driver::new(shared, session, linked, inbuf)?;
+    let result = driver.run(rd, wr, stop).await;
+    if let Some(summary) = driver.core.summary() {
+        tracing::debug!(%summary, "channel counters");
     }
-    let mut rate = RateLimit::new(now);
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let max_buffered = framer.max_frame_len();
-    loop {
-        let mut more = false;
-        if out.pending() < LOW_WATER {
-            more = core.poll_transmit(&mut out);
-        }
-        let deadline = core.deadline();
-        tokio::select! {
-            r = rd.read(&mut chunk), if inbuf.len() <= max_buffered => {
-                let n = r?;
-                if n == 0 {
-                    return Err(if inbuf.is_empty() {
-                        ConnError::Closed
-                    } else {
-                        ConnError::ClosedMidMessage(inbuf.len())
-                    });
-                }
-                inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                let mut used_total = 0;
-                while let Some((frame, used)) =
-                    framer.next_frame(inbuf.get(used_total..).unwrap_or_default())?
-                {
-                    let now = Instant::now();
-                    rate.take(now)?;
-                    core.handle_message(frame.msg_type, frame.body, now, &mut out)?;
-                    used_total += used;
-                }
-                inbuf.drain(..used_total);
-            }
-            w = wr.write(out.unsent()), if out.pending() > 0 => {
-                let n = w?;
-                if n == 0 {
-                    return Err(ConnError::Io(io::ErrorKind::WriteZero.into()));
-                }
-                out.advance(n);
-            }
-            ev = next_event(&mut events) => match ev {
-                Ok(ev) => core.handle_event(&ev),
-                Err(RecvError::Lagged(_)) => core.handle_lagged(),
-                Err(RecvError::Closed) => events = None,
-            },
-            r = modifiers.changed(), if watch_modifiers => match r {
-                Ok(()) => {
-                    let m = *modifiers.borrow_and_update();
-                    core.handle_guest_modifiers(m, &mut out);
-                }
-                Err(_) => watch_modifiers = false,
-            },
-            () = sleep_until_opt(deadline) => core.handle_timeout(Instant::now())?,
-            _ = closed.changed() => {
-                // At shutdown every session closes too; name the real cause.
-                return Err(if *stop.borrow() { ConnError::Shutdown } else { ConnError::SessionClosed });
-            }
-            _ = stop.changed() => return Err(ConnError::Shutdown),
-            () = std::future::ready(()), if more => tokio::task::yield_now().await,
-        }
+    result
+}
+
+/// The next value of a watched LED state; `None` once its sender is gone; never without one.
+async fn next_change(rx: &mut Option<watch::Receiver<u16>>) -> Option<u16> {
+    match rx {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
     }
 }
 

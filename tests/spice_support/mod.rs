@@ -448,3 +448,21 @@ pub async fn wait_until(pred: impl Fn() -> bool) -> bool {
     pred()
 }
 pub mod raw;
+
+/// Asserts two `(width, height, rgb)` pictures are equal, naming the first differing pixel
+/// instead of printing megabytes.
+#[track_caller]
+pub fn assert_same_picture(got: &(u32, u32, Vec<u8>), want: &(u32, u32, Vec<u8>)) {
+    assert_eq!((got.0, got.1), (want.0, want.1), "picture size");
+    if let Some(i) = got.2.iter().zip(&want.2).position(|(a, b)| a != b) {
+        let px = i / 3;
+        panic!(
+            "pictures differ first at pixel ({}, {}): got {:?}, want {:?}",
+            px % got.0 as usize,
+            px / got.0 as usize,
+            &got.2[px * 3..px * 3 + 3],
+            &want.2[px * 3..px * 3 + 3]
+        );
+    }
+    assert_eq!(got.2.len(), want.2.len());
+}

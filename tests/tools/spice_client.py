@@ -154,12 +154,15 @@ class Client:
 
     # Commands, run on the GLib loop.
 
-    def dump(self, path, quiet_ms):
+    def dump(self, path, quiet_ms, since=None):
+        # Quiet means no invalidate for quiet_ms counted from the later of the last one and
+        # the command itself: updates still in flight when the command came are waited for.
         quiet_us = quiet_ms * 1000
         now = GLib.get_monotonic_time()
+        since = now if since is None else since
         if self.display is None or primary_of(self.display) is None \
-                or now - self.last_invalidate < quiet_us:
-            GLib.timeout_add(max(10, quiet_ms // 4), self.dump, path, quiet_ms)
+                or now - max(self.last_invalidate, since) < quiet_us:
+            GLib.timeout_add(max(10, quiet_ms // 4), self.dump, path, quiet_ms, since)
             return False
         prim = primary_of(self.display)
         raw = ctypes.string_at(prim.data, prim.stride * prim.height)

@@ -108,6 +108,10 @@ impl ChannelCore for DisplayChannel {
         }
     }
 
+    fn summary(&self) -> Option<String> {
+        Some(format!("{:?}", self.pipe.stats()))
+    }
+
     fn handle_lagged(&mut self) {
         if self.phase == Phase::Ready {
             self.pipe.resync(self.canvas.as_ref());

@@ -100,6 +100,11 @@ pub trait ChannelCore: Send {
         false
     }
 
+    /// A line of counters for the connection's final log entry, if the core keeps any.
+    fn summary(&self) -> Option<String> {
+        None
+    }
+
     /// The guest's keyboard lock LEDs changed (the inputs channel reports them).
     fn handle_guest_modifiers(&mut self, _modifiers: u16, _out: &mut Outbox) {}
 
