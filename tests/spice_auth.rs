@@ -122,3 +122,32 @@ async fn no_data_before_the_ticket_and_unknown_sessions_are_refused() {
     );
     rig.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn main_links_beyond_max_clients_are_refused() {
+    let rig = start_with(vhost_user_spice::spice::SpiceConfig {
+        port: Some(0),
+        max_clients: 1,
+        ..vhost_user_spice::spice::SpiceConfig::new(Ticketing::Disabled)
+    })
+    .await;
+    let mut first = Raw::connect(rig.port).await;
+    assert_eq!(
+        first.link(ChannelType::MAIN, 0, 0, "").await,
+        LinkOutcome::Result(0)
+    );
+    assert!(wait_until(|| rig.server.client_count() == 1).await);
+    let mut second = Raw::connect(rig.port).await;
+    assert_eq!(
+        second.link(ChannelType::MAIN, 0, 0, "").await,
+        LinkOutcome::Result(SpiceLinkErr::ERROR.0)
+    );
+    drop(first);
+    assert!(wait_until(|| rig.server.client_count() == 0).await);
+    let mut third = Raw::connect(rig.port).await;
+    assert_eq!(
+        third.link(ChannelType::MAIN, 0, 0, "").await,
+        LinkOutcome::Result(0)
+    );
+    rig.server.shutdown().await;
+}

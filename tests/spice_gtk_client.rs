@@ -193,3 +193,46 @@ async fn two_clients_converge_and_one_dropping_changes_nothing_for_the_other() {
     assert!(wait_until(|| rig.server.client_count() == 1).await);
     rig.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mode_change_reaches_the_client_with_exact_pixels() {
+    let rig = rig().await;
+    let Some(mut c) = connected(&rig).await else {
+        return;
+    };
+    rig.guest.create_primary(640, 400);
+    rig.guest
+        .draw(Rect::ltrb(0, 0, 640, 400), pattern(640, 400, 8));
+    rig.guest.sync();
+    c.wait_for("new primary", |e| {
+        e["event"] == "primary" && e["width"] == 640
+    })
+    .await;
+    assert_same_picture(&c.dump(300).await, &rig.guest.primary_rgb());
+    rig.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_clients_see_the_screen() {
+    if !have_python_client() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spice.sock");
+    let rig = start_with(vhost_user_spice::spice::SpiceConfig {
+        port: None,
+        unix_path: Some(path.clone()),
+        ..vhost_user_spice::spice::SpiceConfig::new(Ticketing::Disabled)
+    })
+    .await;
+    rig.guest.create_primary(200, 100);
+    rig.guest
+        .draw(Rect::ltrb(0, 0, 200, 100), pattern(200, 100, 9));
+    rig.guest.sync();
+    let host = format!("unix:{}", path.display());
+    let mut c = PyClient::connect_to(&host, 0, None).await;
+    c.wait_event("mark").await;
+    assert_same_picture(&c.dump(200).await, &rig.guest.primary_rgb());
+    rig.server.shutdown().await;
+    assert!(!path.exists(), "the socket file is removed at shutdown");
+}

@@ -172,7 +172,11 @@ impl LinkPolicy for Sessions {
     fn admit(&self, link: &LinkMess) -> Result<(), SpiceLinkErr> {
         if link.channel_type == ChannelType::MAIN {
             // A main link with an id we do not know is a new session (no migration: brief
-            // §1.7 item 4). Fullness is checked when the session is created.
+            // §1.7 item 4). Refused here when full, so the client hears why; `create`
+            // checks again for links racing to the last place.
+            if self.count() >= self.max {
+                return Err(SpiceLinkErr::ERROR);
+            }
             return Ok(());
         }
         match self.get(link.connection_id) {

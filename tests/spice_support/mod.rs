@@ -276,7 +276,7 @@ pub async fn start_with(config: SpiceConfig) -> Rig {
     let server = SpiceServer::start(config, guest.display.clone(), sink.clone(), control.clone())
         .await
         .unwrap();
-    let port = server.local_addr().unwrap().port();
+    let port = server.local_addr().map_or(0, |a| a.port());
     Rig {
         guest,
         sink,
@@ -351,11 +351,16 @@ pub fn have_python_client() -> bool {
 
 impl PyClient {
     pub async fn connect(port: u16, password: Option<&str>) -> Self {
+        Self::connect_to("127.0.0.1", port, password).await
+    }
+
+    /// `host` may be `unix:/path`.
+    pub async fn connect_to(host: &str, port: u16, password: Option<&str>) -> Self {
         use tokio::io::AsyncBufReadExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/spice_client.py");
         let mut cmd = tokio::process::Command::new(PYTHON);
         cmd.arg(script)
-            .args(["127.0.0.1", &port.to_string()])
+            .args([host, &port.to_string()])
             .args(password)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

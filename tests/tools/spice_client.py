@@ -25,7 +25,8 @@ Commands: {"cmd": "dump", "path", "quiet_ms"}  RGB of the primary once no invali
           {"cmd": "resize", "width", "height"} ask the (pseudo-)agent for a monitor size
           {"cmd": "quit"}
 
-Usage: spice_client.py HOST PORT [PASSWORD]. Run with Debian's /usr/bin/python3.
+Usage: spice_client.py HOST PORT [PASSWORD]; HOST "unix:/path" (PORT ignored) for a unix
+socket. Run with Debian's /usr/bin/python3.
 """
 
 import ctypes
@@ -81,8 +82,11 @@ class Client:
     def __init__(self, host, port, password):
         self.loop = GLib.MainLoop()
         self.session = Spice.Session()
-        self.session.set_property("host", host)
-        self.session.set_property("port", str(port))
+        if host.startswith("unix:"):
+            self.session.set_property("unix-path", host[len("unix:"):])
+        else:
+            self.session.set_property("host", host)
+            self.session.set_property("port", str(port))
         if password:
             self.session.set_property("password", password)
         for prop in ("enable-audio", "enable-usbredir"):

@@ -408,3 +408,28 @@ fn reset_clears_the_client() {
 // Keep the imports honest for message types only some tests decode.
 #[allow(dead_code)]
 fn _types(_: MsgcAck, _: MsgcAckSync, _: MiniDataHeader) {}
+
+#[test]
+fn resync_after_missed_events_repaints_or_recreates() {
+    let mut rig = Rig::new(CONFIG);
+    rig.drain();
+    // Events lost (broadcast lag): the canvas changed, nobody told the pipe.
+    rig.canvas.paint(Rect::ltrb(3, 3, 30, 30), 0x42);
+    rig.pipe.resync(&rig.canvas);
+    rig.drain();
+    rig.assert_converged();
+    assert_eq!(rig.client.draws.last(), Some(&Rect::ltrb(0, 0, 64, 48)));
+
+    // Lost events included a mode change: the primary is re-created.
+    rig.client.types.clear();
+    rig.canvas.resize(50, 20);
+    rig.canvas.paint(Rect::ltrb(0, 0, 10, 10), 0x24);
+    rig.pipe.resync(&rig.canvas);
+    rig.drain();
+    assert_eq!(
+        rig.client.types[..2],
+        [DisplayMsg::SURFACE_DESTROY, DisplayMsg::SURFACE_CREATE]
+    );
+    assert_eq!(rig.client.width, 50);
+    rig.assert_converged();
+}
