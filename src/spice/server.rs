@@ -18,7 +18,7 @@ use super::pipe::DEFAULT_PIPE_BUDGET;
 use super::session::{Sessions, CHANNELS_PER_SESSION};
 use super::ticket::{ServerKey, TicketError, Ticketing};
 use crate::display::DisplayHandle;
-use crate::guest::{DisplayControl, InputSink};
+use crate::guest::{DisplayControl, HeadRequest, InputSink};
 
 /// The SPICE port QEMU and libvirt use by default.
 pub const DEFAULT_PORT: u16 = 5900;
@@ -130,6 +130,8 @@ impl SpiceServer {
         };
         let local_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
         let key = ServerKey::generate().map_err(SpiceError::Key)?;
+        let (stop, _) = watch::channel(false);
+        let control = LayoutRelay::spawn(control, stop.subscribe());
         let shared = Arc::new(Shared {
             key,
             ticketing: RwLock::new(config.ticketing),
@@ -141,7 +143,6 @@ impl SpiceServer {
             pipe_budget: config.pipe_budget,
             lz4: config.lz4,
         });
-        let (stop, _) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel(1);
         // Every session's channels, plus as many links in progress.
         let limit = Arc::new(Semaphore::new(
@@ -233,6 +234,44 @@ pub async fn serve(
     shutdown.await;
     server.shutdown().await;
     Ok(())
+}
+
+/// Hands clients' layout requests to the guest side off the runtime: the guest side may wait
+/// for the VMM to acknowledge (app.rs `CurrentGpu`), and a connection task must not block.
+/// Latest value: a request that arrives while one is being applied replaces any older one
+/// still waiting.
+struct LayoutRelay {
+    latest: watch::Sender<Option<Vec<HeadRequest>>>,
+}
+
+impl LayoutRelay {
+    fn spawn(
+        control: Arc<dyn DisplayControl>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Arc<dyn DisplayControl> {
+        let (latest, mut rx) = watch::channel(None::<Vec<HeadRequest>>);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                let Some(heads) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                let control = Arc::clone(&control);
+                // A panic in the guest side ends that one request, not the relay.
+                let _ = tokio::task::spawn_blocking(move || control.request_layout(&heads)).await;
+            }
+        });
+        Arc::new(Self { latest })
+    }
+}
+
+impl DisplayControl for LayoutRelay {
+    fn request_layout(&self, heads: &[HeadRequest]) {
+        self.latest.send_replace(Some(heads.to_vec()));
+    }
 }
 
 /// A listener the acceptor can take connections from.

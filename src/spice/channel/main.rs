@@ -27,6 +27,9 @@ const AGENT_TOKENS_BATCH: u32 = 5;
 /// `MM_TIME_DELTA`); only streams use it, we send none yet.
 const MM_TIME_DELTA_MS: u32 = 400;
 
+/// Where our multimedia clock starts, so that it never goes below zero minus the delta.
+const MM_TIME_BASE_MS: u32 = 1000;
+
 /// Server→client agent messages we keep while the client has lent us no tokens. Ours are
 /// replies to its requests, so a client that sends requests without tokens loses replies.
 const MAX_PENDING_AGENT_REPLIES: usize = 8;
@@ -61,7 +64,9 @@ impl MainChannel {
         started: Instant,
         out: &mut Outbox,
     ) -> Self {
-        let mm_time = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let mm_time = u32::try_from(started.elapsed().as_millis())
+            .unwrap_or(u32::MAX)
+            .wrapping_add(MM_TIME_BASE_MS);
         out.send(&MsgMainInit {
             session_id: session.id(),
             display_channels_hint: 1,
