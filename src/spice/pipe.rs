@@ -12,8 +12,9 @@
 //!
 //! Invariant: once the queue is sent, the client's primary equals the canonical one outside
 //! the dirty region (as of the events handled). Hence COPY_BITS is replayed only when its
-//! source is clean and no read newer than the event has reached the client; otherwise its
-//! destination is marked dirty.
+//! source is clean, no read newer than the event has reached the client, and no dirty
+//! rectangle can be sent ahead of it (no Flush is queued); otherwise its destination is
+//! marked dirty.
 //!
 //! Only the primary surface (0) reaches clients: every draw the guest makes elsewhere ends up
 //! in the primary through the worker's rendering, and is sent as pixels.
@@ -257,6 +258,10 @@ impl DisplayPipe {
             Some(at) => self.queue.truncate(at),
             None => self.queue.push_back(Item::Destroy),
         }
+        // The dirty region is dropped below, so a Flush of the old surface still queued has
+        // nothing left to wait for; left in place it would send the *next* surface's
+        // rectangles before that surface is created.
+        self.queue.retain(|i| *i != Item::Flush);
         self.client_primary = None;
         self.dirty.clear();
         self.reads.clear();
@@ -298,6 +303,9 @@ impl DisplayPipe {
                     && !self.dirty.intersects(&s)
                     && generation > self.reads.newest()
                     && queued < MAX_QUEUED_COPY_BITS
+                    // A pending Flush sends dirty rectangles read later than this event
+                    // before the COPY_BITS behind it, and one of them may be its source.
+                    && !self.queue.contains(&Item::Flush)
             }
             None => false,
         };

@@ -39,6 +39,36 @@ impl FakeCanvas {
         }
     }
 
+    /// Copies the `dest`-sized area at `src` to `dest`, as the worker's COPY_BITS does.
+    fn copy(&self, src: (i32, i32), dest: Rect) -> DisplayEvent {
+        let area = Rect::ltrb(
+            src.0,
+            src.1,
+            src.0 + dest.width() as i32,
+            src.1 + dest.height() as i32,
+        );
+        let data = self.snapshot_rect(0, area).unwrap().1;
+        let mut s = self.state.lock().unwrap();
+        let w = s.0 as i32;
+        let n = dest.width() as usize * 4;
+        for (row, y) in (dest.top..dest.bottom).enumerate() {
+            let i = ((y * w + dest.left) * 4) as usize;
+            s.2[i..i + n].copy_from_slice(&data[row * n..(row + 1) * n]);
+        }
+        s.3 += 1;
+        DisplayEvent::CopyBits {
+            surface_id: 0,
+            src: display::Point { x: src.0, y: src.1 },
+            dest,
+            generation: s.3,
+        }
+    }
+
+    fn size(&self) -> (i32, i32) {
+        let s = self.state.lock().unwrap();
+        (s.0 as i32, s.1 as i32)
+    }
+
     fn resize(&self, w: u32, h: u32) -> SurfaceInfo {
         let mut s = self.state.lock().unwrap();
         *s = (w, h, vec![0; (w * h * 4) as usize], s.3 + 1);
@@ -89,6 +119,8 @@ impl Canvas for FakeCanvas {
 #[derive(Default)]
 struct Client {
     framer: Option<Framer>,
+    /// Bytes of a message not complete yet.
+    partial: Vec<u8>,
     width: u32,
     pixels: Vec<u8>,
     types: Vec<DisplayMsg>,
@@ -97,9 +129,12 @@ struct Client {
 
 impl Client {
     fn receive(&mut self, bytes: &[u8]) {
-        let framer = self
+        self.partial.extend_from_slice(bytes);
+        let bytes = std::mem::take(&mut self.partial);
+        let mut framer = self
             .framer
-            .get_or_insert_with(|| Framer::new(HeaderKind::Mini, u32::MAX));
+            .take()
+            .unwrap_or_else(|| Framer::new(HeaderKind::Mini, u32::MAX));
         let mut at = 0;
         while let Some((frame, used)) = framer.next_frame(&bytes[at..]).unwrap() {
             at += used;
@@ -144,7 +179,8 @@ impl Client {
                 _ => {}
             }
         }
-        assert_eq!(at, bytes.len());
+        self.partial = bytes[at..].to_vec();
+        self.framer = Some(framer);
     }
 }
 
@@ -305,36 +341,7 @@ fn copy_bits_replayed_only_from_a_clean_source() {
     rig.event(e);
     rig.drain();
     // Scroll: canvas copies (0,0)-(10,10) to (20,20), as the worker would.
-    let copy = |rig: &mut Rig, src: (i32, i32), dest: Rect| {
-        let data = rig
-            .canvas
-            .snapshot_rect(
-                0,
-                Rect::ltrb(
-                    src.0,
-                    src.1,
-                    src.0 + dest.width() as i32,
-                    src.1 + dest.height() as i32,
-                ),
-            )
-            .unwrap()
-            .1;
-        let mut s = rig.canvas.state.lock().unwrap();
-        let w = s.0 as i32;
-        for (row, y) in (dest.top..dest.bottom).enumerate() {
-            let i = ((y * w + dest.left) * 4) as usize;
-            let n = dest.width() as usize * 4;
-            s.2[i..i + n].copy_from_slice(&data[row * n..(row + 1) * n]);
-        }
-        s.3 += 1;
-        DisplayEvent::CopyBits {
-            surface_id: 0,
-            src: display::Point { x: src.0, y: src.1 },
-            dest,
-            generation: s.3,
-        }
-    };
-    let e = copy(&mut rig, (0, 0), Rect::ltrb(20, 20, 30, 30));
+    let e = rig.canvas.copy((0, 0), Rect::ltrb(20, 20, 30, 30));
     rig.event(e);
     rig.drain();
     assert_eq!(rig.pipe.stats().copy_bits, 1);
@@ -343,7 +350,7 @@ fn copy_bits_replayed_only_from_a_clean_source() {
     // Dirty source: the destination is re-sent as pixels instead.
     let e = rig.canvas.paint(Rect::ltrb(0, 0, 5, 5), 8);
     rig.event(e);
-    let e = copy(&mut rig, (0, 0), Rect::ltrb(40, 30, 50, 40));
+    let e = rig.canvas.copy((0, 0), Rect::ltrb(40, 30, 50, 40));
     rig.event(e);
     rig.drain();
     assert_eq!(rig.pipe.stats().copy_bits, 1);
@@ -432,4 +439,118 @@ fn resync_after_missed_events_repaints_or_recreates() {
     );
     assert_eq!(rig.client.width, 50);
     rig.assert_converged();
+}
+
+/// xorshift32: deterministic, no dependency.
+fn next(x: &mut u32) -> u32 {
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    *x
+}
+
+fn random_rect(x: &mut u32, w: i32, h: i32) -> Rect {
+    let l = (next(x) % w as u32) as i32;
+    let t = (next(x) % h as u32) as i32;
+    let r = l + 1 + (next(x) % (w - l) as u32) as i32;
+    let b = t + 1 + (next(x) % (h - t) as u32) as i32;
+    Rect::ltrb(l, t, r.min(w), b.min(h))
+}
+
+#[test]
+fn random_events_late_delivery_and_a_sluggish_client_always_converge() {
+    let mut x = 0x9e37_79b9u32;
+    let mut totals = PipeStats::default();
+    for round in 0..150 {
+        let mut rig = Rig::new(PipeConfig {
+            budget: 2048,
+            lz4: round % 2 == 0,
+            monitors_config: true,
+        });
+        // Events reach the pipe late, in order, while the canvas already moved on (as a
+        // broadcast subscriber lags the worker).
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut acked = 0;
+        for _ in 0..120 {
+            let (w, h) = rig.canvas.size();
+            match next(&mut x) % 16 {
+                0..=5 => {
+                    let r = random_rect(&mut x, w, h);
+                    in_flight.push_back(rig.canvas.paint(r, next(&mut x) as u8));
+                }
+                6..=8 => {
+                    let dest = random_rect(&mut x, w, h);
+                    let sx = (next(&mut x) % (w - dest.width() as i32 + 1) as u32) as i32;
+                    let sy = (next(&mut x) % (h - dest.height() as i32 + 1) as u32) as i32;
+                    in_flight.push_back(rig.canvas.copy((sx, sy), dest));
+                }
+                9..=11 => {
+                    for _ in 0..next(&mut x) % 4 {
+                        if let Some(e) = in_flight.pop_front() {
+                            rig.event(e);
+                        }
+                    }
+                }
+                12 => {
+                    rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
+                    let n = (next(&mut x) as usize % 3000).min(rig.out.pending());
+                    let bytes = rig.out.unsent()[..n].to_vec();
+                    rig.out.advance(n);
+                    rig.client.receive(&bytes);
+                }
+                13 | 14 => {
+                    // ACK what the client has received, as spice-gtk does every 20.
+                    let got = rig.client.types.len() as u64;
+                    while acked + 20 <= got {
+                        acked += 20;
+                        rig.ack.handle_ack(rig.out.sent());
+                    }
+                }
+                _ => {
+                    if next(&mut x) % 4 == 0 {
+                        let info = rig
+                            .canvas
+                            .resize(16 + next(&mut x) % 50, 16 + next(&mut x) % 40);
+                        in_flight.push_back(DisplayEvent::SurfaceDestroyed {
+                            surface_id: 0,
+                            generation: info.generation,
+                        });
+                        in_flight.push_back(DisplayEvent::SurfaceCreated(info));
+                    }
+                }
+            }
+        }
+        while let Some(e) = in_flight.pop_front() {
+            rig.event(e);
+        }
+        let rest = rig.out.unsent().to_vec();
+        rig.out.advance(rest.len());
+        rig.client.receive(&rest);
+        rig.drain();
+        if rig.client.pixels != rig.canvas.pixels() {
+            let canvas = rig.canvas.pixels();
+            let at = rig
+                .client
+                .pixels
+                .iter()
+                .zip(&canvas)
+                .position(|(a, b)| a != b);
+            let w = rig.canvas.size().0 as usize;
+            let at = at.map(|i| (i / 4 % w, i / 4 / w));
+            panic!("round {round}: client differs from canvas at {at:?}");
+        }
+        let st = rig.pipe.stats();
+        totals.copy_bits += st.copy_bits;
+        totals.squashed += st.squashed;
+    }
+    assert!(
+        totals.copy_bits > 100,
+        "COPY_BITS replayed: {}",
+        totals.copy_bits
+    );
+    assert!(
+        totals.squashed > 100,
+        "damage squashed: {}",
+        totals.squashed
+    );
 }
