@@ -31,6 +31,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// encoded as late as possible.
 const LOW_WATER: usize = 256 * 1024;
 
+/// Client messages are read only while fewer than this many bytes wait for the socket: a
+/// client that sends requests (ATTACH_CHANNELS, motions…) without reading the answers is
+/// left with its own full socket instead of growing our buffer.
+const READ_GATE: usize = 4 * LOW_WATER;
+
 /// Client messages a connection may send per second, sustained. Real clients stay far below:
 /// spice-gtk ACKs one display message in 20, its pointer stalls after 8 unacked motions, and
 /// agent data is token-limited. A peer above it only costs us CPU.
@@ -353,7 +358,9 @@ impl Driver {
             }
             let deadline = self.core.deadline();
             tokio::select! {
-                r = rd.read(&mut chunk), if self.inbuf.len() <= max_buffered => {
+                r = rd.read(&mut chunk),
+                    if self.inbuf.len() <= max_buffered && self.out.pending() < READ_GATE =>
+                {
                     let n = r?;
                     if n == 0 {
                         return Err(if self.inbuf.is_empty() {
