@@ -160,3 +160,33 @@ async fn stalled_client_does_not_delay_others_and_gets_a_squashed_catch_up() {
     assert!(caught_up < frame * 20, "{caught_up} bytes");
     rig.server.shutdown().await;
 }
+
+/// Prints how fast one raw client receives full-screen 1920 × 1080 updates (raw bitmaps).
+/// A measurement, not a check: `cargo test --test spice_stalled -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_full_hd_update_rate() {
+    let (w, h) = (1920u32, 1080u32);
+    let rig = start(Ticketing::Disabled).await;
+    rig.guest.create_primary(w, h);
+    rig.guest.sync();
+    let mut viewer = Viewer::open(rig.port).await;
+    viewer.converge(&rig.guest).await;
+    let frames: Vec<Vec<u8>> = (1..=4).map(|s| pattern(w, h, s)).collect();
+    let n = 30;
+    let started = Instant::now();
+    let bytes0 = viewer.bytes;
+    for i in 0..n {
+        rig.guest
+            .draw(Rect::ltrb(0, 0, w as i32, h as i32), frames[i % 4].clone());
+        rig.guest.sync();
+        viewer.converge(&rig.guest).await;
+    }
+    let t = started.elapsed().as_secs_f64();
+    eprintln!(
+        "full HD, raw bitmaps, one client: {:.1} frames/s, {:.0} MB/s received",
+        n as f64 / t,
+        (viewer.bytes - bytes0) as f64 / t / 1e6
+    );
+    rig.server.shutdown().await;
+}

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use super::channel::{
     ChannelCore, ChannelError, CursorChannel, DisplayChannel, InputsChannel, MainChannel,
 };
-use super::link::{LinkContext, LinkError, LinkState, Linked, MAX_LINK_INPUT};
+use super::link::{LinkContext, LinkError, LinkState, Linked, LINK_TIMEOUT, MAX_LINK_INPUT};
 use super::outbox::Outbox;
 use super::pipe::{Canvas, PipeConfig};
 use super::session::{Session, SessionError, Sessions};
@@ -181,9 +181,7 @@ where
         let n = tokio::select! {
             r = rd.read(&mut chunk) => r?,
             () = tokio::time::sleep_until(deadline.into()) => {
-                return Err(ConnError::Link(
-                    state.handle_timeout(Instant::now()).err().unwrap_or(LinkError::Timeout(super::link::LINK_TIMEOUT)),
-                ));
+                return Err(ConnError::Link(LinkError::Timeout(LINK_TIMEOUT)));
             }
             _ = stop.changed() => return Err(ConnError::Shutdown),
         };
