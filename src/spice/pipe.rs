@@ -48,6 +48,11 @@ const MAX_QUEUED_COPY_BITS: usize = 32;
 /// others between batches (STYLE §5.5).
 const MAX_MESSAGES_PER_POLL: usize = 64;
 
+/// Bytes encoded per [`DisplayPipe::poll_transmit`] call before it yields: a few milliseconds
+/// of reading and encoding, so clients sharing a runtime thread take turns (one message
+/// larger than this still goes out whole).
+const MAX_BYTES_PER_POLL: usize = 1024 * 1024;
+
 /// What the pipe reads the display through; [`DisplayHandle`] in the server, a fake in tests.
 pub trait Canvas: Send + Sync {
     /// Every surface.
@@ -327,8 +332,9 @@ impl DisplayPipe {
     }
 
     /// Frames what the client should get next while `ack` allows and fewer than the budget's
-    /// bytes wait in `out`, at most [`MAX_MESSAGES_PER_POLL`] messages. Returns true only when
-    /// it stopped at that cap with work left (call again after yielding); when the window or
+    /// bytes wait in `out`, at most [`MAX_MESSAGES_PER_POLL`] messages or
+    /// [`MAX_BYTES_PER_POLL`] bytes. Returns true only when it stopped at such a cap with work
+    /// left (call again after yielding); when the window or
     /// the budget stops it, an ACK or the socket draining is what makes calling again useful.
     pub fn poll_transmit(
         &mut self,
@@ -336,9 +342,13 @@ impl DisplayPipe {
         ack: &AckWindow,
         out: &mut Outbox,
     ) -> bool {
+        let start = out.pending();
         for _ in 0..MAX_MESSAGES_PER_POLL {
             if !self.has_work() {
                 return false;
+            }
+            if out.pending().saturating_sub(start) >= MAX_BYTES_PER_POLL {
+                return true;
             }
             if !ack.is_open(out.sent()) {
                 return false;
