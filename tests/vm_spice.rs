@@ -104,7 +104,14 @@ fn spicy_screenshot_of_a_linux_guest_equals_the_surface_and_the_pattern() {
     let started = Instant::now();
     let mut client = vm::ChildGuard::spawn(
         Command::new(vm::SPICY_SCREENSHOT)
-            .args(["-h", "127.0.0.1", "-p", &stack.port.to_string(), "-w", PASSWORD])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &stack.port.to_string(),
+                "-w",
+                PASSWORD,
+            ])
             .arg("-o")
             .arg(&shot),
     )

@@ -20,6 +20,7 @@ Events:  {"event": "primary", "width", "height"}      the display's primary surf
 Commands: {"cmd": "dump", "path", "quiet_ms"}  RGB of the primary once no invalidate came
                                                 for quiet_ms
           {"cmd": "key", "scancode"}           press + release (0x1xx = E0-prefixed)
+          {"cmd": "keydown", "scancode"} / {"cmd": "keyup", "scancode"}   one of the two
           {"cmd": "position", "x", "y", "buttons"}
           {"cmd": "press", "button"} / {"cmd": "release", "button"}   1 left 2 middle 3 right
           {"cmd": "resize", "width", "height"} ask the (pseudo-)agent for a monitor size
@@ -190,6 +191,10 @@ class Client:
             self.dump(cmd["path"], int(cmd.get("quiet_ms", 300)))
         elif name == "key":
             self.inputs.key_press(int(cmd["scancode"]))
+            self.inputs.key_release(int(cmd["scancode"]))
+        elif name == "keydown":
+            self.inputs.key_press(int(cmd["scancode"]))
+        elif name == "keyup":
             self.inputs.key_release(int(cmd["scancode"]))
         elif name == "position":
             self.inputs.position(int(cmd["x"]), int(cmd["y"]), 0, int(cmd.get("buttons", 0)))

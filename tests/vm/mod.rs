@@ -19,6 +19,8 @@
 //! - [`prereq`]: whether VM tests can run here (and installing what is missing).
 //! - [`process`]: [`ChildGuard`], a child process that never outlives its test (use it for the
 //!   backend under test too).
+//! - [`client`]: [`client::SpiceClient`], the scripted spice-gtk client
+//!   (`tests/tools/spice_client.py`).
 //! - [`stack`]: [`stack::SpiceStack`], the daemon's GPU, input and SPICE server in-process.
 //!
 //! Environment: `VUS_QEMU` (QEMU binary), `VUS_GUEST_DIR` (guest image directory),
@@ -27,6 +29,7 @@
 // Each test binary uses its own subset of these helpers and re-exports.
 #![allow(dead_code, unused_imports)]
 
+pub mod client;
 mod pattern;
 mod prereq;
 mod process;

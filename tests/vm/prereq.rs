@@ -116,7 +116,8 @@ fn is_executable(path: &Path) -> bool {
 pub const SPICY_SCREENSHOT: &str = "/usr/bin/spicy-screenshot";
 /// Debian's Python, which has the GObject bindings (`tests/tools/spice_client.py`).
 pub const PYTHON: &str = "/usr/bin/python3";
-const SPICE_TYPELIB: &str = "/usr/lib/x86_64-linux-gnu/girepository-1.0/SpiceClientGLib-2.0.typelib";
+const SPICE_TYPELIB: &str =
+    "/usr/lib/x86_64-linux-gnu/girepository-1.0/SpiceClientGLib-2.0.typelib";
 const PYTHON_GI: &str = "/usr/lib/python3/dist-packages/gi/__init__.py";
 
 fn missing_spice_clients() -> Vec<&'static str> {
@@ -135,7 +136,10 @@ pub fn spice_clients_enabled() -> bool {
         let mut missing = missing_spice_clients();
         if !missing.is_empty() && is_root() {
             let script = workspace_root().join("scripts/install-test-deps.sh");
-            eprintln!("spice clients: missing {missing:?}; running {}", script.display());
+            eprintln!(
+                "spice clients: missing {missing:?}; running {}",
+                script.display()
+            );
             if let Err(e) = Command::new(&script).status() {
                 eprintln!("spice clients: cannot run {}: {e}", script.display());
             }
@@ -150,7 +154,9 @@ pub fn spice_clients_enabled() -> bool {
     match verdict {
         Ok(()) => true,
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("SPICE client tests cannot run under CI=true: {why} (scripts/install-test-deps.sh)")
+            panic!(
+                "SPICE client tests cannot run under CI=true: {why} (scripts/install-test-deps.sh)"
+            )
         }
         Err(why) => {
             eprintln!("!!!!! SKIPPED: {why} (run scripts/install-test-deps.sh as root)");

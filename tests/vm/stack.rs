@@ -39,6 +39,7 @@ impl SpiceStack {
     /// Starts everything with a `width`×`height` virtio-gpu display and the given password
     /// policy; returns once both vhost-user sockets listen.
     pub fn start(width: u32, height: u32, ticketing: Ticketing) -> SpiceStack {
+        init_logs();
         let dir = tempfile::Builder::new()
             .prefix("vus-stack-")
             .tempdir()
@@ -133,4 +134,15 @@ impl Drop for SpiceStack {
         }
         self.display.shutdown();
     }
+}
+
+/// The daemon's log in the test's output (`RUST_LOG` overrides the default level).
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "vhost_user_spice=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
 }
