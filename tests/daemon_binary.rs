@@ -23,6 +23,7 @@ fn binary() -> Command {
     command.env_remove("RUST_LOG");
     // No SPICE password in these tests: ticketing is on by default and needs one.
     command.arg("--disable-ticketing");
+    command.args(["--spice-port", &support::free_port().to_string()]);
     command
 }
 

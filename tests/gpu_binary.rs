@@ -25,6 +25,7 @@ fn binary() -> Command {
     command
         .env_remove("RUST_LOG")
         .arg("--disable-ticketing")
+        .args(["--spice-port", &support::free_port().to_string()])
         .args(SIZE)
         .args(["--max-hostmem", MAX_HOSTMEM])
         .stdin(Stdio::null())

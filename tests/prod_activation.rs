@@ -225,8 +225,11 @@ fn activated_spice_listener_off_loopback_is_checked() {
     assert!(stderr.contains("--allow-plaintext-password"), "{stderr}");
 }
 
+/// The configuration accepts it (a unix socket is local, the password comes as a credential),
+/// but the SPICE server cannot adopt an activated listener yet: the daemon says so rather than
+/// serving without the listener the unit asked for.
 #[test]
-fn activated_spice_listener_on_loopback_takes_a_password() {
+fn activated_spice_listener_on_loopback_passes_the_checks_then_is_refused_for_now() {
     let Some(tool) = tool() else { return };
     let (dir, empty) = scratch();
     let gpu = dir.path().join("gpu.sock");
@@ -244,7 +247,13 @@ fn activated_spice_listener_on_loopback_takes_a_password() {
         &empty,
     );
     wait_for(&gpu);
-    assert_eq!(scanouts(&gpu), 1);
-    sigterm(&child);
-    assert!(wait_exit(&mut child, EXIT_DEADLINE).success());
+    let _trigger = std::os::unix::net::UnixStream::connect(&gpu).unwrap();
+    let status = wait_exit(&mut child, EXIT_DEADLINE);
+    assert!(!status.success());
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(
+        stderr.contains("socket-activated `spice` socket is not supported yet"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("password"), "{stderr}");
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use prod_support::{binary, scratch, sigterm, wait_exit, EXIT_DEADLINE};
+use prod_support::{binary, scratch, sigterm, spice_port_line, wait_exit, EXIT_DEADLINE};
 
 /// How long a started daemon may take to create its socket or say READY.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,7 +44,10 @@ fn configuration_file_alone_starts_the_daemon() {
     let file = dir.path().join("vm1.toml");
     std::fs::write(
         &file,
-        format!("socket-path = {socket:?}\ndisable-ticketing = true\nwidth = 1024\n"),
+        format!(
+            "socket-path = {socket:?}\ndisable-ticketing = true\nwidth = 1024\n{}",
+            spice_port_line()
+        ),
     )
     .unwrap();
     // Through --config, then through $VHOST_USER_SPICE_CONFIG.
@@ -71,7 +74,10 @@ fn command_line_overrides_the_file() {
     let file = dir.path().join("vm1.toml");
     std::fs::write(
         &file,
-        format!("socket-path = {from_file:?}\ndisable-ticketing = true\n"),
+        format!(
+            "socket-path = {from_file:?}\ndisable-ticketing = true\n{}",
+            spice_port_line()
+        ),
     )
     .unwrap();
     let mut child = binary(&empty)

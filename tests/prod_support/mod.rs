@@ -30,12 +30,22 @@ pub fn binary(empty_config: &Path) -> Command {
     command
 }
 
-/// A temporary directory holding an empty `none.toml`, for [`binary`].
+/// A temporary directory holding `none.toml`, for [`binary`]: empty but for a free SPICE port
+/// (tests running at once cannot all have the default 5900; the command line overrides it).
 pub fn scratch() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("none.toml");
-    std::fs::write(&empty, "").unwrap();
+    std::fs::write(&empty, spice_port_line()).unwrap();
     (dir, empty)
+}
+
+/// `spice-port = N` with a port on 127.0.0.1 that was free a moment ago.
+pub fn spice_port_line() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port();
+    format!("spice-port = {port}\n")
 }
 
 pub fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
