@@ -83,10 +83,7 @@ async fn four_clients_converge_one_joins_mid_stream_and_an_abrupt_drop_changes_n
     let cache = rig.server.image_cache_stats();
     eprintln!("per-client stats: {stats:#?}\nimage cache: {cache:?}");
     if stats.iter().all(|s| s.display.is_some_and(|d| d.lz4)) {
-        assert!(
-            cache.hits > 0,
-            "clients in step share encodings: {cache:?}"
-        );
+        assert!(cache.hits > 0, "clients in step share encodings: {cache:?}");
     }
 
     // `b` vanishes without a word; the others go on as before.
@@ -158,9 +155,7 @@ async fn input_first_lets_only_the_longest_connected_client_type_and_passes_on()
     );
     assert!(stats[0].input_allowed && !stats[1].input_allowed);
 
-    viewer
-        .send(json!({"cmd": "key", "scancode": 0x1e}))
-        .await;
+    viewer.send(json!({"cmd": "key", "scancode": 0x1e})).await;
     viewer
         .wait_for("viewer key sent", |e| e["event"] == "sent")
         .await;
@@ -169,15 +164,17 @@ async fn input_first_lets_only_the_longest_connected_client_type_and_passes_on()
     // The viewer's key went out before the first client's, on its own connection: give it
     // a moment more, then it must still be absent.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(clients_seen(&rig), [first_id], "only the first client typed");
+    assert_eq!(
+        clients_seen(&rig),
+        [first_id],
+        "only the first client typed"
+    );
 
     // The first client leaves: the viewer is now the longest connected and types.
     first.kill().await;
     assert!(wait_until(|| rig.server.client_count() == 1).await);
     assert!(rig.server.client_stats()[0].input_allowed);
-    viewer
-        .send(json!({"cmd": "key", "scancode": 0x2e}))
-        .await;
+    viewer.send(json!({"cmd": "key", "scancode": 0x2e})).await;
     assert!(wait_until(|| keys_from(&rig, viewer_id) == [0x2e]).await);
     rig.server.shutdown().await;
 }
@@ -196,8 +193,10 @@ async fn input_none_makes_every_client_a_viewer() {
         .await;
     c.send(json!({"cmd": "resize", "width": 1024, "height": 768}))
         .await;
-    c.wait_for("resize sent", |e| e["event"] == "sent" && e["cmd"] == "resize")
-        .await;
+    c.wait_for("resize sent", |e| {
+        e["event"] == "sent" && e["cmd"] == "resize"
+    })
+    .await;
     // The screen still reaches the viewer.
     assert_same_picture(&c.dump(200).await, &rig.guest.primary_rgb());
     tokio::time::sleep(Duration::from_millis(300)).await;

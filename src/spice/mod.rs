@@ -29,5 +29,5 @@ pub mod wire;
 pub use channel::{decode_scancodes, ChannelError};
 pub use conn::DEFAULT_STALL_TIMEOUT;
 pub use image_cache::{ImageCacheStats, DEFAULT_IMAGE_CACHE_BYTES};
-pub use session::{ClientStats, DisplayStats};
 pub use server::{serve, SpiceConfig, SpiceError, SpiceServer, DEFAULT_MAX_CLIENTS, DEFAULT_PORT};
+pub use session::{ClientStats, DisplayStats};

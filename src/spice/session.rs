@@ -202,7 +202,10 @@ impl Sessions {
         let first = map.values().min_by_key(|s| s.seq).map_or(0, |s| s.id);
         let old = self.gate.first.swap(first, Ordering::AcqRel);
         if old != first && first != 0 && self.gate.policy == InputPolicy::First {
-            info!(session = format!("{first:#x}"), "SPICE client now has the input");
+            info!(
+                session = format!("{first:#x}"),
+                "SPICE client now has the input"
+            );
         }
     }
 

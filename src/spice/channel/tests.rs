@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::config::InputPolicy;
 use crate::display::source::CursorShape;
 use crate::display::{self, CursorEvent, CursorState, Point, Rect, SurfaceInfo};
 use crate::guest::{
     DisplayControl, HeadRequest, InputClient, InputClientId, InputEvent, InputSink,
 };
-use crate::config::InputPolicy;
 use crate::spice::pipe::{Canvas, PipeConfig};
 use crate::spice::session::Sessions;
 use crate::spice::wire::{
