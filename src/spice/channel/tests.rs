@@ -422,7 +422,10 @@ fn inputs_policy_drops_viewers_events_but_acks_their_motion() {
         .unwrap();
     assert_eq!(
         *sink.events.lock().unwrap(),
-        [InputEvent::PointerPosition { x: 9, y: 1 }]
+        [
+            InputEvent::PointerPosition { x: 9, y: 1 },
+            InputEvent::Buttons { mask: 0 }
+        ]
     );
 }
 
