@@ -43,6 +43,11 @@ const MESSAGE_RATE: u32 = 2_000;
 /// Messages a connection may send in a burst above [`MESSAGE_RATE`].
 const MESSAGE_BURST: u32 = 4_000;
 
+/// How long a client may take nothing of what waits for it before it is disconnected: long
+/// enough for a laptop lid closed over a coffee, or a debugger stop, to keep the session
+/// (its backlog is squashed and bounded meanwhile), short enough to free a dead peer's place.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub(crate) key: ServerKey,
@@ -55,6 +60,7 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) pipe_budget: usize,
     pub(crate) lz4: bool,
+    pub(crate) stall_timeout: Duration,
 }
 
 /// Why a connection ended.
@@ -84,6 +90,8 @@ pub(crate) enum ConnError {
     Session(#[from] SessionError),
     #[error("Server shutting down")]
     Shutdown,
+    #[error("Client took nothing of what waited for it for {0:?}")]
+    Stalled(Duration),
 }
 
 impl ConnError {
@@ -91,7 +99,11 @@ impl ConnError {
     pub(crate) fn is_misbehaviour(&self) -> bool {
         matches!(
             self,
-            Self::Link(_) | Self::Frame(_) | Self::Channel(_) | Self::Flood { .. }
+            Self::Link(_)
+                | Self::Frame(_)
+                | Self::Channel(_)
+                | Self::Flood { .. }
+                | Self::Stalled(_)
         )
     }
 }
@@ -155,7 +167,8 @@ where
         &mut rd, &mut wr, &shared, &session, &linked, leftover, &mut stop,
     )
     .await;
-    if linked.channel_type == ChannelType::MAIN {
+    // A stalled channel ends its whole client, as its main channel does.
+    if linked.channel_type == ChannelType::MAIN || matches!(result, Err(ConnError::Stalled(_))) {
         shared.sessions.remove(session.id());
     }
     // Best effort: whatever the client still reads of what we framed is its business.
@@ -253,6 +266,10 @@ struct Driver {
     modifiers: Option<watch::Receiver<u16>>,
     closed: watch::Receiver<bool>,
     rate: RateLimit,
+    stall_timeout: Duration,
+    /// When the client last took something: bytes written, or (with nothing waiting for the
+    /// socket) a message read, such as the ACK a backlog waits for.
+    last_progress: Instant,
 }
 
 impl Driver {
@@ -288,7 +305,13 @@ impl Driver {
                     lz4: shared.lz4 && caps.has(DisplayCap::LZ4_COMPRESSION),
                     monitors_config: caps.has(DisplayCap::MONITORS_CONFIG),
                 };
-                Box::new(DisplayChannel::new(canvas, config, now, &mut out))
+                Box::new(DisplayChannel::new(
+                    canvas,
+                    config,
+                    Arc::clone(session),
+                    now,
+                    &mut out,
+                ))
             }
             ChannelType::CURSOR => Box::new(CursorChannel::new(canvas, &mut out)),
             _ => {
@@ -299,7 +322,13 @@ impl Driver {
                 let mut leds = shared.input.guest_modifiers();
                 let initial = *leds.borrow_and_update();
                 modifiers = Some(leds);
-                Box::new(InputsChannel::new(client, canvas, initial, &mut out))
+                Box::new(InputsChannel::new(
+                    client,
+                    canvas,
+                    Arc::clone(session),
+                    initial,
+                    &mut out,
+                ))
             }
         };
         let mut closed = session.closed();
@@ -315,6 +344,8 @@ impl Driver {
             modifiers,
             closed,
             rate: RateLimit::new(now),
+            stall_timeout: shared.stall_timeout,
+            last_progress: now,
         })
     }
 
@@ -355,6 +386,11 @@ impl Driver {
                 more = self.core.poll_transmit(&mut self.out);
             }
             let deadline = self.core.deadline();
+            let waiting = self.out.pending() > 0 || self.core.has_backlog();
+            if !waiting {
+                self.last_progress = Instant::now();
+            }
+            let stall = waiting.then(|| self.last_progress + self.stall_timeout);
             tokio::select! {
                 r = rd.read(&mut chunk),
                     if self.inbuf.len() <= max_buffered && self.out.pending() < READ_GATE =>
@@ -367,6 +403,9 @@ impl Driver {
                             ConnError::ClosedMidMessage(self.inbuf.len())
                         });
                     }
+                    if self.out.pending() == 0 {
+                        self.last_progress = Instant::now();
+                    }
                     self.inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                     self.handle_input()?;
                 }
@@ -376,6 +415,7 @@ impl Driver {
                         return Err(ConnError::Io(io::ErrorKind::WriteZero.into()));
                     }
                     self.out.advance(n);
+                    self.last_progress = Instant::now();
                 }
                 ev = next_event(&mut self.events) => match ev {
                     Ok(ev) => self.core.handle_event(&ev),
@@ -387,6 +427,7 @@ impl Driver {
                     None => self.modifiers = None,
                 },
                 () = sleep_until_opt(deadline) => self.core.handle_timeout(Instant::now())?,
+                () = sleep_until_opt(stall) => return Err(ConnError::Stalled(self.stall_timeout)),
                 _ = self.closed.changed() => {
                     // At shutdown every session closes too; name the real cause.
                     return Err(if *stop.borrow() {

@@ -3,17 +3,19 @@
 //! # Layout
 //! - [`wire`]: one typed struct per message; the only code that reads client bytes.
 //! - [`link`]: the sans-IO link handshake; [`ticket`]: the RSA ticket and password policy.
-//! - `session`: sessions and the link policy (which channels, which session ids).
+//! - `session`: sessions, the link policy (which channels, which session ids), the input
+//!   policy and per-client statistics.
 //! - `channel`: the sans-IO cores of the main, display, cursor and inputs channels.
 //! - [`pipe`]: a display client's bounded, squashing pipe; `region`: its dirty region.
 //! - `outbox`: framed bytes waiting for a socket, and the ACK window.
-//! - `lz4`: the LZ4 block compressor for images.
+//! - `lz4`: the LZ4 block compressor for images; `image_cache`: encode once, send to many.
 //! - `conn`: one connection's task (the only code touching a socket); `server`: listeners,
 //!   the connection cap, shutdown, and the public [`SpiceServer`] / [`serve`].
 #![forbid(unsafe_code)]
 
 mod channel;
 mod conn;
+mod image_cache;
 pub mod link;
 mod lz4;
 mod outbox;
@@ -25,4 +27,7 @@ pub mod ticket;
 pub mod wire;
 
 pub use channel::{decode_scancodes, ChannelError};
+pub use conn::DEFAULT_STALL_TIMEOUT;
+pub use image_cache::{ImageCacheStats, DEFAULT_IMAGE_CACHE_BYTES};
 pub use server::{serve, SpiceConfig, SpiceError, SpiceServer, DEFAULT_MAX_CLIENTS, DEFAULT_PORT};
+pub use session::{ClientStats, DisplayStats};

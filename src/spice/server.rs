@@ -13,10 +13,12 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{info, warn, Instrument};
 
-use super::conn::{self, ConnError, Identity, Shared};
+use super::conn::{self, ConnError, Identity, Shared, DEFAULT_STALL_TIMEOUT};
+use super::image_cache::ImageCacheStats;
 use super::pipe::DEFAULT_PIPE_BUDGET;
-use super::session::{Sessions, CHANNELS_PER_SESSION};
+use super::session::{ClientStats, Sessions, CHANNELS_PER_SESSION};
 use super::ticket::{ServerKey, TicketError, Ticketing};
+use crate::config::InputPolicy;
 use crate::display::DisplayHandle;
 use crate::guest::{DisplayControl, HeadRequest, InputSink};
 
@@ -44,6 +46,10 @@ pub struct SpiceConfig {
     pub pipe_budget: usize,
     /// Send LZ4 images to clients that decode them.
     pub lz4: bool,
+    /// Whose keyboard and mouse reach the guest.
+    pub input: InputPolicy,
+    /// A client that takes nothing of what waits for it this long is disconnected.
+    pub stall_timeout: Duration,
 }
 
 impl SpiceConfig {
@@ -57,6 +63,8 @@ impl SpiceConfig {
             max_clients: DEFAULT_MAX_CLIENTS,
             pipe_budget: DEFAULT_PIPE_BUDGET,
             lz4: true,
+            input: InputPolicy::All,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -135,13 +143,14 @@ impl SpiceServer {
         let shared = Arc::new(Shared {
             key,
             ticketing: RwLock::new(config.ticketing),
-            sessions: Sessions::new(config.max_clients),
+            sessions: Sessions::new(config.max_clients, config.input),
             display,
             input,
             control,
             started: Instant::now(),
             pipe_budget: config.pipe_budget,
             lz4: config.lz4,
+            stall_timeout: config.stall_timeout,
         });
         let (done_tx, done_rx) = mpsc::channel(1);
         // Every session's channels, plus as many links in progress.
@@ -189,6 +198,16 @@ impl SpiceServer {
     /// Clients (sessions) connected now.
     pub fn client_count(&self) -> usize {
         self.shared.sessions.count()
+    }
+
+    /// Every connected client's statistics, oldest first.
+    pub fn client_stats(&self) -> Vec<ClientStats> {
+        self.shared.sessions.stats()
+    }
+
+    /// The encode-once image cache's counters.
+    pub fn image_cache_stats(&self) -> ImageCacheStats {
+        self.shared.sessions.image_cache().stats()
     }
 
     /// Replaces the password policy for links from now on.
