@@ -71,6 +71,7 @@ pub fn spice_config(options: &SpiceOptions, started: Instant) -> Result<SpiceCon
         port: None,
         unix_path: None,
         max_clients: usize::try_from(options.max_clients).unwrap_or(usize::MAX),
+        input: options.input,
         ..SpiceConfig::new(ticketing)
     };
     let mut tcp: Option<SocketAddr> = None;
