@@ -12,11 +12,14 @@ use tokio::sync::{broadcast, watch};
 use super::channel::{
     ChannelCore, ChannelError, CursorChannel, DisplayChannel, InputsChannel, MainChannel,
 };
-use super::link::{LinkContext, LinkError, LinkState, Linked, LINK_TIMEOUT, MAX_LINK_INPUT};
+use super::link::{
+    LinkContext, LinkError, LinkState, Linked, SecureChannels, LINK_TIMEOUT, MAX_LINK_INPUT,
+};
 use super::outbox::Outbox;
 use super::pipe::{Canvas, PipeConfig};
 use super::session::{Session, SessionError, Sessions};
 use super::ticket::{ServerKey, Ticketing};
+use super::tls::HandshakeError;
 use super::wire::{
     client_message_limit, ChannelType, DisplayCap, FrameError, Framer, MessageWriter,
 };
@@ -55,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) pipe_budget: usize,
     pub(crate) lz4: bool,
+    /// Channels refused on plaintext connections.
+    pub(crate) secure_channels: SecureChannels,
 }
 
 /// Why a connection ended.
@@ -62,6 +67,8 @@ pub(crate) struct Shared {
 pub(crate) enum ConnError {
     #[error("Link failed")]
     Link(#[source] LinkError),
+    #[error("TLS failed")]
+    Tls(#[from] HandshakeError),
     #[error("Client closed the connection")]
     Closed,
     #[error("Client closed the connection in the middle of a message ({0} bytes buffered)")]
@@ -89,10 +96,14 @@ pub(crate) enum ConnError {
 impl ConnError {
     /// Whether the peer misbehaved (logged as a warning) rather than just left.
     pub(crate) fn is_misbehaviour(&self) -> bool {
-        matches!(
-            self,
-            Self::Link(_) | Self::Frame(_) | Self::Channel(_) | Self::Flood { .. }
-        )
+        match self {
+            // A client sent to the TLS port, as the protocol intends.
+            Self::Link(LinkError::NeedSecured(_)) => false,
+            Self::Link(_) | Self::Frame(_) | Self::Channel(_) | Self::Flood { .. } => true,
+            // Handshake failures are mostly clients refusing our certificate (or lacking
+            // theirs): the client's business, logged plainly.
+            _ => false,
+        }
     }
 }
 
@@ -131,17 +142,19 @@ pub(crate) struct Identity {
 }
 
 /// Runs one connection to its end; `ident` is filled in as the link learns who it is.
+/// `secured`: the stream is TLS (links to [`Shared::secure_channels`] are allowed).
 pub(crate) async fn run<S>(
     stream: S,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    secured: bool,
     ident: &mut Identity,
 ) -> Result<(), ConnError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (linked, leftover) = link(&mut rd, &mut wr, &shared, &mut stop).await?;
+    let (linked, leftover) = link(&mut rd, &mut wr, &shared, secured, &mut stop).await?;
     ident.channel = Some(linked.channel_type);
     let session = match linked.channel_type {
         ChannelType::MAIN => shared.sessions.create()?,
@@ -167,6 +180,7 @@ async fn link<R, W>(
     rd: &mut R,
     wr: &mut W,
     shared: &Shared,
+    secured: bool,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(Linked, Vec<u8>), ConnError>
 where
@@ -193,7 +207,7 @@ where
         let room = MAX_LINK_INPUT.saturating_sub(buf.len());
         buf.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
         let mut out = Vec::new();
-        let step = link_step(state, &buf, shared, &mut out);
+        let step = link_step(state, &buf, shared, secured, &mut out);
         match step {
             Ok((next, used)) => {
                 buf.drain(..used.min(buf.len()));
@@ -216,6 +230,7 @@ fn link_step(
     state: LinkState,
     buf: &[u8],
     shared: &Shared,
+    secured: bool,
     out: &mut Vec<u8>,
 ) -> Result<(LinkState, usize), LinkError> {
     let ticketing = shared
@@ -227,6 +242,8 @@ fn link_step(
         key: &shared.key,
         ticketing: &ticketing,
         policy: &shared.sessions,
+        secured,
+        secure_channels: shared.secure_channels,
     };
     state.handle(buf, Instant::now(), &cx, out)
 }

@@ -230,7 +230,9 @@ pub struct Rig {
 /// A server on 127.0.0.1 with a free port over a fresh guest.
 pub async fn start(ticketing: Ticketing) -> Rig {
     start_with(SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            ([127, 0, 0, 1], 0).into(),
+        )],
         ..SpiceConfig::new(ticketing)
     })
     .await
@@ -245,7 +247,9 @@ pub async fn serve_display(
     let sink = Arc::new(RecordingSink::default());
     let server = SpiceServer::start(
         SpiceConfig {
-            port: Some(0),
+            listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+                ([127, 0, 0, 1], 0).into(),
+            )],
             ..SpiceConfig::new(ticketing)
         },
         display,
