@@ -164,10 +164,16 @@ where
             .ok_or(ConnError::NoSession(linked.connection_id))?,
     };
     ident.session = Some(session.id());
-    let result = serve_channel(
-        &mut rd, &mut wr, &shared, &session, &linked, leftover, &mut stop,
-    )
-    .await;
+    let result = match Driver::new(&shared, &session, &linked, leftover, secured) {
+        Ok(mut driver) => {
+            let result = driver.run(&mut rd, &mut wr, &mut stop).await;
+            if let Some(summary) = driver.core.summary() {
+                tracing::debug!(%summary, "channel counters");
+            }
+            result
+        }
+        Err(e) => Err(e),
+    };
     if linked.channel_type == ChannelType::MAIN {
         shared.sessions.remove(session.id());
     }
@@ -270,6 +276,9 @@ struct Driver {
     modifiers: Option<watch::Receiver<u16>>,
     closed: watch::Receiver<bool>,
     rate: RateLimit,
+    /// TLS: hand each message to its own write, so that TLS records end where messages do
+    /// (`Outbox::unsent_message`).
+    one_record_per_message: bool,
 }
 
 impl Driver {
@@ -279,6 +288,7 @@ impl Driver {
         session: &Arc<Session>,
         linked: &Linked,
         inbuf: Vec<u8>,
+        secured: bool,
     ) -> Result<Self, ConnError> {
         let now = Instant::now();
         let kind = linked.header_kind();
@@ -332,6 +342,7 @@ impl Driver {
             modifiers,
             closed,
             rate: RateLimit::new(now),
+            one_record_per_message: secured,
         })
     }
 
@@ -387,7 +398,11 @@ impl Driver {
                     self.inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                     self.handle_input()?;
                 }
-                w = wr.write(self.out.unsent()), if self.out.pending() > 0 => {
+                w = wr.write(if self.one_record_per_message {
+                    self.out.unsent_message()
+                } else {
+                    self.out.unsent()
+                }), if self.out.pending() > 0 => {
                     let n = w?;
                     if n == 0 {
                         return Err(ConnError::Io(io::ErrorKind::WriteZero.into()));
@@ -417,27 +432,6 @@ impl Driver {
             }
         }
     }
-}
-
-async fn serve_channel<R, W>(
-    rd: &mut R,
-    wr: &mut W,
-    shared: &Shared,
-    session: &Arc<Session>,
-    linked: &Linked,
-    inbuf: Vec<u8>,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), ConnError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut driver = Driver::new(shared, session, linked, inbuf)?;
-    let result = driver.run(rd, wr, stop).await;
-    if let Some(summary) = driver.core.summary() {
-        tracing::debug!(%summary, "channel counters");
-    }
-    result
 }
 
 /// The next value of a watched LED state; `None` once its sender is gone; never without one.

@@ -360,12 +360,18 @@ impl PyClient {
 
     /// `host` may be `unix:/path`.
     pub async fn connect_to(host: &str, port: u16, password: Option<&str>) -> Self {
+        let mut args = vec![host.to_owned(), port.to_string()];
+        args.extend(password.map(str::to_owned));
+        Self::spawn(&args).await
+    }
+
+    /// Runs the client with these arguments (see the script's usage: TLS options first).
+    pub async fn spawn(args: &[String]) -> Self {
         use tokio::io::AsyncBufReadExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/spice_client.py");
         let mut cmd = tokio::process::Command::new(PYTHON);
         cmd.arg(script)
-            .args([host, &port.to_string()])
-            .args(password)
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -398,7 +404,11 @@ impl PyClient {
                 .unwrap_or_else(|| {
                     panic!("client exited before {what}; events: {:?}", self.events)
                 });
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            // spice-gtk's own debug output (SPICE_DEBUG=1) goes to stdout as well.
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                eprintln!("client: {line}");
+                continue;
+            };
             self.events.push(event.clone());
             if pred(&event) {
                 return event;
