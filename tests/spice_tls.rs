@@ -437,3 +437,79 @@ async fn bad_tls_files_fail_start_up_naming_the_file() {
     );
     assert!(start(Some(good)).await.is_ok());
 }
+
+/// The openssl commands of docs/tls.md ("Certificates"), for 127.0.0.1.
+fn openssl_certificates(dir: &Path) -> Option<()> {
+    let sh = |script: &str| {
+        std::process::Command::new("sh")
+            .args(["-eu", "-c", script])
+            .current_dir(dir)
+            .output()
+            .map(|o| {
+                assert!(
+                    o.status.success(),
+                    "{script}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+    };
+    if client("/usr/bin/openssl").is_none() {
+        return None;
+    }
+    sh(r#"
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=my SPICE CA" \
+    -keyout ca-key.pem -out ca-cert.pem
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout server-key.pem -out server.csr
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial \
+    -days 825 -extfile ext.cnf -out server-cert.pem
+"#)
+    .unwrap();
+    Some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_certificates_work_with_spice_probe() {
+    const PROBE: &str = "/work/shared/spice-kit/spice-probe";
+    if !have_python_client() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if openssl_certificates(dir.path()).is_none() {
+        return;
+    }
+    let rig = tls_only(TlsSettings {
+        cert: dir.path().join("server-cert.pem"),
+        key: dir.path().join("server-key.pem"),
+        client_ca: None,
+    })
+    .await;
+    let ca = dir.path().join("ca-cert.pem");
+    let mut c = gtk_tls(tls_port(&rig), &ca).await;
+    c.wait_event("mark").await;
+    assert_same_picture(&c.dump(200).await, &rig.guest.primary_rgb());
+    if Path::new(PROBE).exists() {
+        let shot = dir.path().join("shot.ppm");
+        let out = tokio::process::Command::new(PYTHON)
+            .arg(PROBE)
+            .args(["--tls-port", &tls_port(&rig).to_string(), "--ca-file"])
+            .arg(&ca)
+            .args(["--quiet-time", "0.2", "--screenshot"])
+            .arg(&shot)
+            .arg("127.0.0.1")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+        assert!(
+            out.status.success(),
+            "spice-probe over TLS failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ppm = read_ppm(&std::fs::read(&shot).unwrap());
+        assert_same_picture(&ppm, &rig.guest.primary_rgb());
+    } else {
+        eprintln!("!!!!! SKIPPED the spice-probe part: {PROBE} not present");
+    }
+    rig.server.shutdown().await;
+}
