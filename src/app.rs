@@ -28,7 +28,7 @@ use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
 use crate::virtio::gpu::{GpuBackend, GpuConfig, GpuControl, QxlSink};
 use crate::virtio::input::{InputBackend, InputConfig, InputError, InputHandle};
 
-pub use spice_service::{spice_config, FixedDisplay, SpiceService, Unsupported};
+pub use spice_service::{spice_config, FixedDisplay, SpiceService};
 
 /// Name of the GPU device in thread names and logs.
 const GPU_DEVICE_NAME: &str = "vhost-user-spice-gpu";
@@ -50,7 +50,7 @@ pub enum StartError {
     #[error("Cannot start a thread")]
     Thread(#[source] io::Error),
     #[error(transparent)]
-    SpiceUnsupported(#[from] Unsupported),
+    SpiceSetup(#[from] crate::spice_setup::SetupError),
     #[error("Cannot start the SPICE runtime")]
     Runtime(#[source] io::Error),
     #[error("Cannot start the SPICE server")]

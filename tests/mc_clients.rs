@@ -20,7 +20,9 @@ const H: u32 = 300;
 
 async fn rig_with(input: InputPolicy) -> Rig {
     let rig = start_with(SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )],
         input,
         ..SpiceConfig::new(Ticketing::Disabled)
     })

@@ -189,7 +189,9 @@ async fn stalled_client_among_four_costs_the_others_nothing_and_catches_up() {
     let display = spawn_qxl(consumer);
     let server = SpiceServer::start(
         SpiceConfig {
-            port: Some(0),
+            listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            )],
             pipe_budget: budget,
             ..SpiceConfig::new(Ticketing::Disabled)
         },
@@ -352,7 +354,9 @@ async fn silent_client(port: u16) -> (Raw, Raw) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_stalled_past_the_timeout_is_disconnected_and_the_others_stay() {
     let rig = start_with(SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )],
         pipe_budget: 64 * 1024,
         stall_timeout: Duration::from_secs(1),
         ..SpiceConfig::new(Ticketing::Disabled)

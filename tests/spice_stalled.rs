@@ -128,7 +128,9 @@ impl Viewer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_client_does_not_delay_others_and_gets_a_squashed_catch_up() {
     let rig = start_with(SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            ([127, 0, 0, 1], 0).into(),
+        )],
         pipe_budget: 64 * 1024,
         ..SpiceConfig::new(Ticketing::Disabled)
     })

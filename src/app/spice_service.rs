@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,11 +13,12 @@ use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use super::StartError;
-use crate::config::{Endpoint, SpiceOptions, TicketSetting};
+use crate::config::{SpiceOptions, TicketSetting};
 use crate::display::DisplayHandle;
 use crate::guest::{DisplayControl, HeadRequest, InputSink};
 use crate::spice::ticket::Ticketing;
-use crate::spice::{SpiceConfig, SpiceServer};
+use crate::spice::{ListenAt, SpiceConfig, SpiceServer};
+use crate::spice_setup::{self, SetupError};
 use crate::systemd::{self, Notifier};
 
 /// The runtime's worker threads: encoding is per client and light; two keep one slow client
@@ -31,34 +31,9 @@ const CLIENT_POLL: Duration = Duration::from_millis(250);
 /// server has stopped.
 const RUNTIME_GRACE: Duration = Duration::from_millis(500);
 
-/// What the SPICE server cannot serve yet. The configuration accepts it (the listener list and
-/// TLS are being added to the server); the daemon refuses it at start-up rather than dropping
-/// a listener the operator asked for.
-#[derive(Debug, thiserror::Error)]
-pub enum Unsupported {
-    #[error(
-        "SPICE over TLS (--spice-tls-port, --tls-only, a socket-activated `spice-tls` socket) \
-         is not supported yet; serve plaintext SPICE on 127.0.0.1 or a unix socket (--spice-unix) \
-         and tunnel it"
-    )]
-    Tls,
-    #[error(
-        "A socket-activated `spice` socket is not supported yet; remove it from the unit \
-         (vhost-user-spice-spice@.socket) and use --spice-port or --spice-unix"
-    )]
-    ActivatedSpice,
-    #[error("More than one SPICE TCP listener ({0} and {1}) is not supported yet")]
-    SeveralTcp(SocketAddr, SocketAddr),
-    #[error("More than one SPICE unix socket ({0:?} and {1:?}) is not supported yet")]
-    SeveralUnix(PathBuf, PathBuf),
-}
-
 /// The SPICE server's settings from the daemon's; `started` is when the ticket's lifetime
-/// (`--ticket-expiry`) began.
-pub fn spice_config(options: &SpiceOptions, started: Instant) -> Result<SpiceConfig, Unsupported> {
-    if !options.tls_listeners.is_empty() || options.tls.is_some() {
-        return Err(Unsupported::Tls);
-    }
+/// (`--ticket-expiry`) began. Takes over socket-activated SPICE descriptors: call it once.
+pub fn spice_config(options: &SpiceOptions, started: Instant) -> Result<SpiceConfig, SetupError> {
     let ticketing = match &options.ticketing {
         TicketSetting::Disabled => Ticketing::Disabled,
         TicketSetting::Password { secret, expiry, .. } => Ticketing::Password {
@@ -68,43 +43,39 @@ pub fn spice_config(options: &SpiceOptions, started: Instant) -> Result<SpiceCon
         },
     };
     let mut config = SpiceConfig {
-        port: None,
-        unix_path: None,
         max_clients: usize::try_from(options.max_clients).unwrap_or(usize::MAX),
         input: options.input,
         ..SpiceConfig::new(ticketing)
     };
-    let mut tcp: Option<SocketAddr> = None;
-    for endpoint in &options.plain {
-        match endpoint {
-            Endpoint::Tcp(addr) => {
-                if let Some(first) = tcp {
-                    return Err(Unsupported::SeveralTcp(first, *addr));
-                }
-                tcp = Some(*addr);
-                config.addr = addr.ip();
-                config.port = Some(addr.port());
-            }
-            Endpoint::Unix(path) => {
-                if let Some(first) = &config.unix_path {
-                    return Err(Unsupported::SeveralUnix(first.clone(), path.clone()));
-                }
-                config.unix_path = Some(path.clone());
-            }
-            Endpoint::Fd { .. } => return Err(Unsupported::ActivatedSpice),
-        }
-    }
+    spice_setup::apply(options, &mut config)?;
     Ok(config)
 }
 
-/// Where the server listens, for `STATUS=` and the log.
+/// The listeners, for READY's status line: `SPICE 127.0.0.1:5900, TLS 127.0.0.1:5901`.
 pub fn describe(config: &SpiceConfig) -> String {
-    let tcp = config.port.map(|port| SocketAddr::new(config.addr, port));
-    match (tcp, &config.unix_path) {
-        (Some(addr), Some(path)) => format!("SPICE {addr} and {}", path.display()),
-        (Some(addr), None) => format!("SPICE {addr}"),
-        (None, Some(path)) => format!("SPICE {}", path.display()),
-        (None, None) => "no SPICE listener".to_owned(),
+    let names: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| {
+            let at = match &l.at {
+                ListenAt::Bind(addr) => addr.to_string(),
+                ListenAt::Unix(path) => path.display().to_string(),
+                ListenAt::Tcp(listener) => listener
+                    .local_addr()
+                    .map_or_else(|_| "activated TCP socket".into(), |a| a.to_string()),
+                ListenAt::UnixStd(_) => "activated unix socket".into(),
+            };
+            if l.tls {
+                format!("TLS {at}")
+            } else {
+                at
+            }
+        })
+        .collect();
+    if names.is_empty() {
+        "no SPICE listener".to_owned()
+    } else {
+        format!("SPICE {}", names.join(", "))
     }
 }
 
@@ -261,9 +232,10 @@ async fn report(
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
+    use std::path::PathBuf;
 
     use super::*;
-    use crate::config::{InputPolicy, TlsFiles};
+    use crate::config::{Endpoint, InputPolicy, TlsFiles};
     use crate::spice::ticket::Secret;
 
     fn options(plain: Vec<Endpoint>, ticketing: TicketSetting) -> SpiceOptions {
@@ -273,7 +245,7 @@ mod tests {
             tls: None,
             ticketing,
             max_clients: 3,
-            input: InputPolicy::All,
+            input: InputPolicy::First,
         }
     }
 
@@ -282,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn tcp_and_unix_listeners_map_onto_the_server() {
+    fn listeners_and_policies_map_onto_the_server() {
         let unix = PathBuf::from("/run/x/spice.sock");
         let config = spice_config(
             &options(
@@ -292,25 +264,29 @@ mod tests {
             Instant::now(),
         )
         .unwrap();
-        assert_eq!(config.addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert_eq!(config.port, Some(5930));
-        assert_eq!(config.unix_path, Some(unix));
+        assert_eq!(config.listeners.len(), 2);
         assert_eq!(config.max_clients, 3);
+        assert_eq!(config.input, InputPolicy::First);
         assert!(matches!(config.ticketing, Ticketing::Disabled));
-        assert_eq!(
-            describe(&config),
-            "SPICE 127.0.0.1:5930 and /run/x/spice.sock"
-        );
+        assert!(config.tls.is_none());
+        assert_eq!(describe(&config), "SPICE 127.0.0.1:5930, /run/x/spice.sock");
     }
 
     #[test]
-    fn unix_only_has_no_tcp_port() {
-        let config = spice_config(
-            &options(vec![Endpoint::Unix("/s".into())], TicketSetting::Disabled),
-            Instant::now(),
-        )
-        .unwrap();
-        assert_eq!(config.port, None);
+    fn tls_listeners_carry_the_files() {
+        let mut tls = options(vec![tcp(1)], TicketSetting::Disabled);
+        tls.tls_listeners.push(tcp(2));
+        tls.tls = Some(TlsFiles {
+            cert: "/c".into(),
+            key: "/k".into(),
+            client_ca: None,
+        });
+        let config = spice_config(&tls, Instant::now()).unwrap();
+        assert_eq!(
+            config.tls.as_ref().map(|t| t.cert.clone()),
+            Some("/c".into())
+        );
+        assert_eq!(describe(&config), "SPICE 127.0.0.1:1, TLS 127.0.0.1:2");
     }
 
     #[test]
@@ -338,31 +314,5 @@ mod tests {
             config.ticketing,
             Ticketing::Password { expires: None, .. }
         ));
-    }
-
-    #[test]
-    fn what_the_server_cannot_take_is_refused() {
-        let started = Instant::now();
-        let refused = |options: SpiceOptions| spice_config(&options, started).unwrap_err();
-        let mut tls = options(vec![tcp(1)], TicketSetting::Disabled);
-        tls.tls_listeners.push(tcp(2));
-        tls.tls = Some(TlsFiles {
-            cert: "/c".into(),
-            key: "/k".into(),
-            client_ca: None,
-        });
-        assert!(matches!(refused(tls), Unsupported::Tls));
-        let activated = Endpoint::Fd { fd: 3, local: None };
-        assert!(matches!(
-            refused(options(vec![activated], TicketSetting::Disabled)),
-            Unsupported::ActivatedSpice
-        ));
-        assert!(matches!(
-            refused(options(vec![tcp(1), tcp(2)], TicketSetting::Disabled)),
-            Unsupported::SeveralTcp(..)
-        ));
-        let two_unix = vec![Endpoint::Unix("/a".into()), Endpoint::Unix("/b".into())];
-        let message = refused(options(two_unix, TicketSetting::Disabled)).to_string();
-        assert!(message.contains("not supported yet"), "{message}");
     }
 }

@@ -9,6 +9,7 @@
 //! - [`pipe`]: a display client's bounded, squashing pipe; `region`: its dirty region.
 //! - `outbox`: framed bytes waiting for a socket, and the ACK window.
 //! - `lz4`: the LZ4 block compressor for images; `image_cache`: encode once, send to many.
+//! - [`tls`]: the rustls configuration from PEM files, and the handshake.
 //! - `conn`: one connection's task (the only code touching a socket); `server`: listeners,
 //!   the connection cap, shutdown, and the public [`SpiceServer`] / [`serve`].
 #![forbid(unsafe_code)]
@@ -24,10 +25,16 @@ mod region;
 mod server;
 mod session;
 pub mod ticket;
+pub mod tls;
 pub mod wire;
 
 pub use channel::{decode_scancodes, ChannelError};
 pub use conn::DEFAULT_STALL_TIMEOUT;
 pub use image_cache::{ImageCacheStats, DEFAULT_IMAGE_CACHE_BYTES};
-pub use server::{serve, SpiceConfig, SpiceError, SpiceServer, DEFAULT_MAX_CLIENTS, DEFAULT_PORT};
+pub use link::SecureChannels;
+pub use server::{
+    serve, ListenAt, ListenerSpec, SpiceConfig, SpiceError, SpiceServer, DEFAULT_MAX_CLIENTS,
+    DEFAULT_PORT,
+};
 pub use session::{ClientStats, DisplayStats};
+pub use tls::{TlsError, TlsSettings, TLS_HANDSHAKE_TIMEOUT};

@@ -230,7 +230,9 @@ pub struct Rig {
 /// A server on 127.0.0.1 with a free port over a fresh guest.
 pub async fn start(ticketing: Ticketing) -> Rig {
     start_with(SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            ([127, 0, 0, 1], 0).into(),
+        )],
         ..SpiceConfig::new(ticketing)
     })
     .await
@@ -245,7 +247,9 @@ pub async fn serve_display(
     let sink = Arc::new(RecordingSink::default());
     let server = SpiceServer::start(
         SpiceConfig {
-            port: Some(0),
+            listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+                ([127, 0, 0, 1], 0).into(),
+            )],
             ..SpiceConfig::new(ticketing)
         },
         display,
@@ -356,12 +360,18 @@ impl PyClient {
 
     /// `host` may be `unix:/path`.
     pub async fn connect_to(host: &str, port: u16, password: Option<&str>) -> Self {
+        let mut args = vec![host.to_owned(), port.to_string()];
+        args.extend(password.map(str::to_owned));
+        Self::spawn(&args).await
+    }
+
+    /// Runs the client with these arguments (see the script's usage: TLS options first).
+    pub async fn spawn(args: &[String]) -> Self {
         use tokio::io::AsyncBufReadExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/spice_client.py");
         let mut cmd = tokio::process::Command::new(PYTHON);
         cmd.arg(script)
-            .args([host, &port.to_string()])
-            .args(password)
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -394,7 +404,11 @@ impl PyClient {
                 .unwrap_or_else(|| {
                     panic!("client exited before {what}; events: {:?}", self.events)
                 });
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            // spice-gtk's own debug output (SPICE_DEBUG=1) goes to stdout as well.
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                eprintln!("client: {line}");
+                continue;
+            };
             self.events.push(event.clone());
             if pred(&event) {
                 return event;

@@ -90,7 +90,9 @@ impl SpiceStack {
         let server = runtime
             .block_on(SpiceServer::start(
                 SpiceConfig {
-                    port: Some(0),
+                    listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+                        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    )],
                     ..SpiceConfig::new(ticketing)
                 },
                 display.clone(),
