@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use prod_support::{binary, scratch, sigterm, wait_exit, EXIT_DEADLINE};
 use spice_support::raw::{LinkOutcome, Raw};
-use spice_support::{assert_same_picture, client, read_ppm};
+use spice_support::{assert_same_picture, client, demo_frame, read_ppm, rgb_of_bgrx};
 use support::gpu::{pixel, GpuDriver, GuestFb};
 use support::{free_port, Flavor};
 use vhost_user_spice::demo::{DemoPicture, FRAME_PERIOD};
@@ -110,30 +110,6 @@ fn screenshot(port: u16, password: Option<&str>) -> Option<Option<(u32, u32, Vec
         return Some(None);
     }
     Some(Some(read_ppm(&std::fs::read(&out).unwrap())))
-}
-
-fn rgb_of_bgrx(bgrx: &[u8]) -> Vec<u8> {
-    bgrx.chunks_exact(4)
-        .flat_map(|p| [p[2], p[1], p[0]])
-        .collect()
-}
-
-/// The demo frame `shot` shows, searching every frame the demo can have drawn by now. The
-/// square alone is compared first: cheap, and only a match is rendered whole.
-fn demo_frame(picture: DemoPicture, shot: &(u32, u32, Vec<u8>), upto: u64) -> Option<u64> {
-    assert_eq!((shot.0, shot.1), (picture.width(), picture.height()));
-    let width = picture.width() as usize;
-    let square_matches = |n: u64| {
-        let square = picture.square(n);
-        let want = rgb_of_bgrx(&picture.render(n, square));
-        let row = square.width() as usize * 3;
-        (square.top..square.bottom).enumerate().all(|(i, y)| {
-            let at = (y as usize * width + square.left as usize) * 3;
-            shot.2[at..at + row] == want[i * row..(i + 1) * row]
-        })
-    };
-    (0..=upto)
-        .find(|&n| square_matches(n) && rgb_of_bgrx(&picture.render(n, picture.full())) == shot.2)
 }
 
 #[test]

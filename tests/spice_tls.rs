@@ -1,25 +1,16 @@
 //! SPICE over TLS end to end: certificates made in-test with rcgen (a CA, a server certificate
 //! for 127.0.0.1/localhost signed by it, client certificates, an expired server certificate,
 //! one from another CA), the real spice-gtk client (tests/tools/spice_client.py) and a rustls
-//! client speaking the link by hand.
+//! client speaking the link by hand (tests/spice_support/tls.rs).
 
 mod spice_support;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-use rsa::pkcs8::DecodePublicKey;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use sha1::Sha1;
 use spice_support::raw::{link_bytes, LinkOutcome, Raw};
+use spice_support::tls::{assert_gtk_refused, client_config, gtk_tls, tls_link, Pki};
 use spice_support::*;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use vhost_user_spice::display::Rect;
 use vhost_user_spice::spice::ticket::Ticketing;
 use vhost_user_spice::spice::wire::ChannelType;
@@ -29,89 +20,6 @@ use vhost_user_spice::spice::{
 
 const LOCAL: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 const NEED_SECURED: u32 = 5;
-
-/// A CA that signs certificates.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A leaf certificate and its key, PEM.
-    fn sign(&self, names: &[&str], client: bool, expired: bool) -> (String, String) {
-        let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(
-            DnType::CommonName,
-            names.first().copied().unwrap_or("client"),
-        );
-        params.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// Everything the tests need, as files in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: Ca,
-    other_ca: Ca,
-}
-
-impl Pki {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            ca: Ca::new("vhost-user-spice test CA"),
-            other_ca: Ca::new("another CA"),
-        }
-    }
-
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.write("ca-cert.pem", &self.ca.pem)
-    }
-
-    /// Server certificate and key files: by our CA or the other one, valid or expired.
-    fn server(&self, other_ca: bool, expired: bool) -> TlsSettings {
-        let ca = if other_ca { &self.other_ca } else { &self.ca };
-        let (cert, key) = ca.sign(&["127.0.0.1", "localhost"], false, expired);
-        let tag = format!("{other_ca}-{expired}");
-        TlsSettings {
-            cert: self.write(&format!("server-cert-{tag}.pem"), &cert),
-            key: self.write(&format!("server-key-{tag}.pem"), &key),
-            client_ca: None,
-        }
-    }
-}
 
 /// A server whose only listener is TLS, with one frame drawn.
 async fn tls_only(tls: TlsSettings) -> Rig {
@@ -137,34 +45,6 @@ fn tls_port(rig: &Rig) -> u16 {
     rig.server.tls_local_addr().expect("a TLS listener").port()
 }
 
-/// spice-gtk on the TLS port only, trusting `ca`.
-async fn gtk_tls(port: u16, ca: &Path) -> PyClient {
-    PyClient::spawn(&[
-        "--tls-port".into(),
-        port.to_string(),
-        "--ca-file".into(),
-        ca.display().to_string(),
-        "127.0.0.1".into(),
-        "-".into(),
-    ])
-    .await
-}
-
-/// Waits for spice-gtk to give up on the main channel, and checks it never saw the screen.
-async fn assert_gtk_refused(c: &mut PyClient) {
-    let e = c
-        .wait_for("a channel error", |e| {
-            e["event"] == "channel" && e["what"].as_str().is_some_and(|w| w.starts_with("error"))
-        })
-        .await;
-    assert!(
-        !c.events.iter().any(|e| e["event"] == "primary"),
-        "no display over a refused connection: {:?}",
-        c.events
-    );
-    eprintln!("client refused the server: {e}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gtk_client_sees_the_screen_over_tls() {
     if !have_python_client() {
@@ -173,7 +53,7 @@ async fn gtk_client_sees_the_screen_over_tls() {
     let pki = Pki::new();
     let rig = tls_only(pki.server(false, false)).await;
     assert_eq!(rig.server.local_addr(), None, "no plaintext TCP listener");
-    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file()).await;
+    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file(), None).await;
     c.wait_event("mark").await;
     assert_same_picture(&c.dump(200).await, &rig.guest.primary_rgb());
     // Updates keep flowing: many small draws, each its own message (and TLS record).
@@ -252,7 +132,7 @@ async fn gtk_refuses_an_expired_certificate() {
     }
     let pki = Pki::new();
     let rig = tls_only(pki.server(false, true)).await;
-    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file()).await;
+    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file(), None).await;
     assert_gtk_refused(&mut c).await;
     assert_eq!(rig.server.client_count(), 0);
     rig.server.shutdown().await;
@@ -265,70 +145,10 @@ async fn gtk_refuses_a_certificate_from_another_ca() {
     }
     let pki = Pki::new();
     let rig = tls_only(pki.server(true, false)).await;
-    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file()).await;
+    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file(), None).await;
     assert_gtk_refused(&mut c).await;
     assert_eq!(rig.server.client_count(), 0);
     rig.server.shutdown().await;
-}
-
-/// A rustls client trusting `ca`, with an optional client certificate.
-fn client_config(ca: &str, identity: Option<(String, String)>) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
-        .unwrap();
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match identity {
-        Some((cert, key)) => builder
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
-                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    Arc::new(config)
-}
-
-/// Connects over TLS and runs a main-channel link with an empty password. Any TLS or socket
-/// failure (the server refusing us) is an `Err`.
-async fn tls_link(
-    addr: SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-) -> std::io::Result<LinkOutcome> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let name = ServerName::try_from("127.0.0.1").unwrap();
-    let mut s = connector.connect(name, tcp).await?;
-    tokio::time::timeout(WAIT, link_over(&mut s))
-        .await
-        .expect("the server answers or closes in time")
-}
-
-async fn link_over<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> std::io::Result<LinkOutcome> {
-    s.write_all(&link_bytes(ChannelType::MAIN, 0, 0)).await?;
-    let mut head = [0u8; 16];
-    s.read_exact(&mut head).await?;
-    assert_eq!(&head[..4], b"REDQ");
-    let size = u32::from_le_bytes(head[12..16].try_into().unwrap()) as usize;
-    let mut reply = vec![0; size];
-    s.read_exact(&mut reply).await?;
-    let error = u32::from_le_bytes(reply[..4].try_into().unwrap());
-    if error != 0 {
-        return Ok(LinkOutcome::ReplyError(error));
-    }
-    let key = rsa::PublicKey::from_public_key_der(&reply[4..166]).unwrap();
-    let ticket = key.oaep_encrypt::<Sha1>(&[0]).unwrap();
-    let mut out = 1u32.to_le_bytes().to_vec();
-    out.extend_from_slice(&ticket);
-    s.write_all(&out).await?;
-    let mut result = [0u8; 4];
-    s.read_exact(&mut result).await?;
-    Ok(LinkOutcome::Result(u32::from_le_bytes(result)))
 }
 
 #[tokio::test]
@@ -373,7 +193,7 @@ async fn gtk_without_a_client_certificate_is_refused() {
         ..pki.server(false, false)
     };
     let rig = tls_only(tls).await;
-    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file()).await;
+    let mut c = gtk_tls(tls_port(&rig), &pki.ca_file(), None).await;
     assert_gtk_refused(&mut c).await;
     rig.server.shutdown().await;
 }
@@ -484,7 +304,7 @@ async fn openssl_certificates_work_with_spice_probe() {
     })
     .await;
     let ca = dir.path().join("ca-cert.pem");
-    let mut c = gtk_tls(tls_port(&rig), &ca).await;
+    let mut c = gtk_tls(tls_port(&rig), &ca, None).await;
     c.wait_event("mark").await;
     assert_same_picture(&c.dump(200).await, &rig.guest.primary_rgb());
     if Path::new(PROBE).exists() {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use vhost_user_spice::demo::DemoPicture;
 use vhost_user_spice::display::source::{
     Bitmap, BitmapFormat, CursorCommand, CursorShape, DrawCommand, DrawOp, Image, IoRequest,
     IoWork, Rop, Work,
@@ -466,7 +467,34 @@ pub async fn wait_until(pred: impl Fn() -> bool) -> bool {
     }
     pred()
 }
+
+/// 32-bit B, G, R, X pixels as RGB triplets (what a PPM holds).
+pub fn rgb_of_bgrx(bgrx: &[u8]) -> Vec<u8> {
+    bgrx.chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect()
+}
+
+/// The demo frame `shot` shows, searching every frame the demo can have drawn by now. The
+/// square alone is compared first: cheap, and only a match is rendered whole.
+pub fn demo_frame(picture: DemoPicture, shot: &(u32, u32, Vec<u8>), upto: u64) -> Option<u64> {
+    assert_eq!((shot.0, shot.1), (picture.width(), picture.height()));
+    let width = picture.width() as usize;
+    let square_matches = |n: u64| {
+        let square = picture.square(n);
+        let want = rgb_of_bgrx(&picture.render(n, square));
+        let row = square.width() as usize * 3;
+        (square.top..square.bottom).enumerate().all(|(i, y)| {
+            let at = (y as usize * width + square.left as usize) * 3;
+            shot.2[at..at + row] == want[i * row..(i + 1) * row]
+        })
+    };
+    (0..=upto)
+        .find(|&n| square_matches(n) && rgb_of_bgrx(&picture.render(n, picture.full())) == shot.2)
+}
+
 pub mod raw;
+pub mod tls;
 
 /// Asserts two `(width, height, rgb)` pictures are equal, naming the first differing pixel
 /// instead of printing megabytes.
