@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use spice_support::raw::{link_bytes, LinkOutcome, Raw};
-use spice_support::tls::{assert_gtk_refused, client_config, gtk_tls, tls_link, Pki};
+use spice_support::tls::{
+    assert_gtk_refused, client_config, gtk_tls, openssl_certificates, tls_link, Pki,
+};
 use spice_support::*;
 use vhost_user_spice::display::Rect;
 use vhost_user_spice::spice::ticket::Ticketing;
@@ -256,35 +258,6 @@ async fn bad_tls_files_fail_start_up_naming_the_file() {
         "{e:?}"
     );
     assert!(start(Some(good)).await.is_ok());
-}
-
-/// The openssl commands of docs/tls.md ("Certificates"), for 127.0.0.1.
-fn openssl_certificates(dir: &Path) -> Option<()> {
-    let sh = |script: &str| {
-        std::process::Command::new("sh")
-            .args(["-eu", "-c", script])
-            .current_dir(dir)
-            .output()
-            .map(|o| {
-                assert!(
-                    o.status.success(),
-                    "{script}: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                )
-            })
-    };
-    client("/usr/bin/openssl")?;
-    sh(r#"
-openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=my SPICE CA" \
-    -keyout ca-key.pem -out ca-cert.pem
-openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-    -keyout server-key.pem -out server.csr
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf
-openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial \
-    -days 825 -extfile ext.cnf -out server-cert.pem
-"#)
-    .unwrap();
-    Some(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

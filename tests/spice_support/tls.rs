@@ -120,7 +120,7 @@ pub async fn gtk_tls(port: u16, ca: &Path, password: Option<&str>) -> PyClient {
 }
 
 /// Waits for spice-gtk to give up on a channel, and checks it never saw the screen.
-pub async fn assert_gtk_refused(c: &mut PyClient) {
+pub async fn assert_gtk_refused(c: &mut PyClient) -> serde_json::Value {
     let e = c
         .wait_for("a channel error", |e| {
             e["event"] == "channel" && e["what"].as_str().is_some_and(|w| w.starts_with("error"))
@@ -132,6 +132,7 @@ pub async fn assert_gtk_refused(c: &mut PyClient) {
         c.events
     );
     eprintln!("client refused: {e}");
+    e
 }
 
 /// A rustls client trusting `ca`, with an optional client certificate.
@@ -192,4 +193,34 @@ async fn link_over<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> std::io::Res
     let mut result = [0u8; 4];
     s.read_exact(&mut result).await?;
     Ok(LinkOutcome::Result(u32::from_le_bytes(result)))
+}
+
+/// The openssl commands of docs/tls.md ("Certificates"), for 127.0.0.1, run in `dir`:
+/// `ca-cert.pem`, `server-cert.pem`, `server-key.pem`. `None`: openssl is missing (outside CI).
+pub fn openssl_certificates(dir: &Path) -> Option<()> {
+    let sh = |script: &str| {
+        std::process::Command::new("sh")
+            .args(["-eu", "-c", script])
+            .current_dir(dir)
+            .output()
+            .map(|o| {
+                assert!(
+                    o.status.success(),
+                    "{script}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+    };
+    super::client("/usr/bin/openssl")?;
+    sh(r#"
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=my SPICE CA" \
+    -keyout ca-key.pem -out ca-cert.pem
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout server-key.pem -out server.csr
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial \
+    -days 825 -extfile ext.cnf -out server-cert.pem
+"#)
+    .unwrap();
+    Some(())
 }
