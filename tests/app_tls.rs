@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use prod_support::{binary, sigterm, wait_exit, EXIT_DEADLINE};
+use prod_support::{binary, require_tool, sigterm, wait_exit, EXIT_DEADLINE};
 use spice_support::raw::{link_bytes, LinkOutcome, Raw};
 use spice_support::tls::{
     assert_gtk_refused, client_config, gtk_tls, openssl_certificates, tls_link, Pki,
@@ -78,7 +78,13 @@ impl Scratch {
     }
 
     /// Starts `command` and waits for READY=1 (every listener accepts by then).
-    fn start(&self, mut command: Command) -> Daemon {
+    fn start(&self, command: Command) -> Daemon {
+        self.start_then(command, || ())
+    }
+
+    /// [`Scratch::start`], running `trigger` once the process runs (socket activation execs
+    /// the daemon at the first connection).
+    fn start_then(&self, mut command: Command, trigger: impl FnOnce()) -> Daemon {
         let notify = self.path("notify");
         let _ = std::fs::remove_file(&notify);
         let systemd = UnixDatagram::bind(&notify).unwrap();
@@ -98,6 +104,7 @@ impl Scratch {
             started,
             stderr,
         };
+        trigger();
         let deadline = Instant::now() + WAIT;
         let mut buf = [0u8; 4096];
         loop {
@@ -307,6 +314,20 @@ async fn tls_only_opens_no_plaintext_port() {
         stderr.contains("--tls-only excludes --spice-unix"),
         "{stderr}"
     );
+    // A port from the configuration file as well.
+    let (_dir, file_with_port) = prod_support::scratch();
+    let mut port_in_file = binary(&file_with_port);
+    port_in_file.args(["--demo", "--disable-ticketing"]).args([
+        "--tls-only",
+        "--spice-tls-port",
+        &tls_port.to_string(),
+    ]);
+    tls_files(&mut port_in_file, &server.cert, &server.key);
+    let stderr = start_fails(port_in_file);
+    assert!(
+        stderr.contains("--tls-only excludes a plaintext --spice-port"),
+        "{stderr}"
+    );
     let mut without_tls = scratch.demo();
     without_tls.args(["--disable-ticketing", "--tls-only"]);
     let stderr = start_fails(without_tls);
@@ -390,23 +411,55 @@ fn credentials(scratch: &Scratch, pki: &Pki, tls_ca: &str) -> PathBuf {
 }
 
 /// The systemd example of docs/tls.md: `tls-only = true` in the file, the certificate, key and
-/// password from credentials (a `spice-tls-port` in the file stands in for the socket unit).
+/// password from credentials, the TLS listener an activated `spice-tls` socket
+/// (`systemd-socket-activate` stands in for the socket unit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credentials_supply_certificate_key_and_password() {
+async fn systemd_credentials_and_activated_tls_socket() {
+    let Some(tool) = require_tool("systemd-socket-activate") else {
+        return;
+    };
     let scratch = Scratch::new();
     let pki = Pki::new();
     let [tls_port] = free_ports();
     let file = scratch.path("vm1.toml");
-    std::fs::write(
-        &file,
-        format!("tls-only = true\nspice-tls-port = {tls_port}\n"),
-    )
-    .unwrap();
-    let mut command = scratch.demo();
+    std::fs::write(&file, "tls-only = true\n").unwrap();
+    let credentials = credentials(&scratch, &pki, "\n");
+    let mut command = Command::new(tool);
     command
-        .env("VHOST_USER_SPICE_CONFIG", &file)
-        .env("CREDENTIALS_DIRECTORY", credentials(&scratch, &pki, "\n"));
-    let daemon = scratch.start(command);
+        .args(["-l", &format!("127.0.0.1:{tls_port}"), "--fdname=spice-tls"])
+        .arg(format!(
+            "--setenv=VHOST_USER_SPICE_CONFIG={}",
+            file.display()
+        ))
+        .arg(format!(
+            "--setenv=CREDENTIALS_DIRECTORY={}",
+            credentials.display()
+        ))
+        .arg(format!(
+            "--setenv=NOTIFY_SOCKET={}",
+            scratch.path("notify").display()
+        ))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_vhost-user-spice"))
+        .args(["--demo", "--width", &WIDTH.to_string()])
+        .args(["--height", &HEIGHT.to_string()])
+        .stdin(Stdio::null());
+    // The first connection execs the daemon; it then finds it in the backlog (and drops it:
+    // no TLS handshake comes).
+    let daemon = scratch.start_then(command, || {
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+            assert!(Instant::now() < deadline, "no activated socket");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    assert!(
+        daemon
+            .status
+            .contains(&format!("; SPICE TLS 127.0.0.1:{tls_port};")),
+        "{}",
+        daemon.status
+    );
     assert_eq!(daemon.listening_ports(), vec![tls_port]);
     // The blank `tls-ca` asks for no client certificate: the handshake succeeds without
     // one, and the link then wants the password from `spice-password`.
