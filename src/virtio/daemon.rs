@@ -305,11 +305,25 @@ pub struct BoundSocket {
 }
 
 impl BoundSocket {
+    /// Binds and listens under a temporary name, then renames the socket into place: the file
+    /// appears at bind(2), a moment before listen(2), and a VMM that connects in between is
+    /// refused (QEMU does not retry). The rename makes the path appear already listening.
     fn bind(path: PathBuf) -> Result<Self, DaemonError> {
         remove_stale_socket(&path)?;
-        match UnixListener::bind(&path) {
+        let mut staging = path.clone().into_os_string();
+        staging.push(format!(".{}.binding", std::process::id()));
+        let staging = PathBuf::from(staging);
+        let _ = std::fs::remove_file(&staging);
+        let bound = UnixListener::bind(&staging).and_then(|listener| {
+            std::fs::rename(&staging, &path)?;
+            Ok(listener)
+        });
+        match bound {
             Ok(listener) => Ok(Self { listener, path }),
-            Err(source) => Err(DaemonError::Bind { path, source }),
+            Err(source) => {
+                let _ = std::fs::remove_file(&staging);
+                Err(DaemonError::Bind { path, source })
+            }
         }
     }
 }
