@@ -5,6 +5,7 @@ pub mod gpu;
 pub mod input;
 mod ratelimit;
 pub mod relay;
+mod vring;
 
 /// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` to the frontend, so that the VMM raises a
 /// config-change interrupt in the guest. The crates' public API has no such sender; the
