@@ -5,6 +5,8 @@ pub mod gpu;
 pub mod input;
 mod ratelimit;
 pub mod relay;
+#[cfg(test)]
+mod testutil;
 mod vring;
 
 /// Sends `VHOST_USER_BACKEND_CONFIG_CHANGE_MSG` to the frontend, so that the VMM raises a
