@@ -23,6 +23,7 @@ mod pixels;
 pub mod qxl_source;
 pub mod source;
 mod surface;
+mod warn_limit;
 mod worker;
 
 pub use cursor::{CursorEvent, CursorState, MAX_CURSOR_SIDE};
