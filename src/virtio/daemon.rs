@@ -128,7 +128,8 @@ fn socket_kind(fd: BorrowedFd<'_>) -> Result<SocketKind, DaemonError> {
     }
 }
 
-fn socket_option(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
+/// An `int` `SOL_SOCKET` option of a socket (SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN, ...).
+pub(crate) fn socket_option(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len =
         libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).map_err(io::Error::other)?;
