@@ -429,6 +429,13 @@ where
     let daemon_result = daemon.wait();
     // Dropping the daemon signals the backend's exit events and joins the vring workers.
     drop(daemon);
+    let disconnected = |reason: &str| {
+        info!(
+            device = name,
+            peer_pid = peer,
+            "Frontend disconnected: {reason}"
+        )
+    };
     match (&end, &daemon_result) {
         (RelayEnd::Failed(e), _) => {
             warn!(device = name, peer_pid = peer, "Frontend disconnected: {e}");
@@ -441,27 +448,9 @@ where
                 "Frontend disconnected: the device refused a request: {e}"
             );
         }
-        (RelayEnd::Stopped, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: shutting down"
-            );
-        }
-        (RelayEnd::DaemonClosed, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: the device ended the connection"
-            );
-        }
-        (RelayEnd::FrontendClosed, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: the frontend closed the connection"
-            );
-        }
+        (RelayEnd::Stopped, _) => disconnected("shutting down"),
+        (RelayEnd::DaemonClosed, _) => disconnected("the device ended the connection"),
+        (RelayEnd::FrontendClosed, _) => disconnected("the frontend closed the connection"),
     }
     Ok(())
 }
