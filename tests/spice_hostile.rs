@@ -13,8 +13,7 @@ use spice_support::*;
 use vhost_user_spice::display::Rect;
 use vhost_user_spice::spice::ticket::Ticketing;
 use vhost_user_spice::spice::wire::{
-    ChannelType, Codec, LinkHeader, MsgcAck, MsgcAckSync, MsgcDisplayInit, MsgcMainAttachChannels,
-    MsgcPong, SpiceLinkErr,
+    ChannelType, Codec, LinkHeader, MsgcAck, MsgcAckSync, MsgcPong, SpiceLinkErr,
 };
 
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -62,7 +61,6 @@ async fn logged(needle: &str) {
 
 const DRAW_COPY: u16 = 304;
 const MARK: u16 = 102;
-const MAIN_INIT: u16 = 103;
 const SET_ACK: u16 = 3;
 
 /// A correct client: main and display channels, up to the first MARK.
@@ -73,27 +71,14 @@ struct Good {
 
 impl Good {
     async fn open(port: u16) -> Self {
-        let (mut main, session) = main_session(port).await;
-        main.send(&MsgcMainAttachChannels::default()).await;
-        let mut display = Raw::connect(port).await;
-        assert_eq!(
-            display.link(ChannelType::DISPLAY, session, 0, "").await,
-            LinkOutcome::Result(0)
-        );
+        let (main, mut display) = Raw::display_session(port).await;
         let set_ack = display.recv_until(SET_ACK).await;
         display
             .send(&MsgcAckSync {
                 generation: u32::from_le_bytes(set_ack[..4].try_into().unwrap()),
             })
             .await;
-        display
-            .send(&MsgcDisplayInit {
-                pixmap_cache_id: 1,
-                pixmap_cache_size: 0,
-                glz_dictionary_id: 0,
-                glz_dictionary_window_size: 0,
-            })
-            .await;
+        display.send_display_init().await;
         display.recv_until(MARK).await;
         Self {
             _main: main,
@@ -127,21 +112,9 @@ async fn rig() -> (Rig, Good) {
     (rig, good)
 }
 
-/// The main channel of a fresh session, linked and past MAIN_INIT; with the session id.
-async fn main_session(port: u16) -> (Raw, u32) {
-    let mut main = Raw::connect(port).await;
-    assert_eq!(
-        main.link(ChannelType::MAIN, 0, 0, "").await,
-        LinkOutcome::Result(0)
-    );
-    let init = main.recv_until(MAIN_INIT).await;
-    let session = u32::from_le_bytes(init[..4].try_into().unwrap());
-    (main, session)
-}
-
 /// An inputs channel of a fresh session, linked.
 async fn linked_inputs(port: u16) -> (Raw, Raw) {
-    let (main, session) = main_session(port).await;
+    let (main, session) = Raw::main_session(port).await;
     let mut inputs = Raw::connect(port).await;
     assert_eq!(
         inputs.link(ChannelType::INPUTS, session, 0, "").await,
