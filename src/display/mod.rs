@@ -12,6 +12,7 @@
 //! - `surface`: a canonical surface and its draw operations.
 //! - `cursor`: the cursor state.
 //! - `worker`: the thread loop.
+//! - `warn_limit`: the rate limit on warnings the guest can trigger.
 //! - `handle`: shared state, events, [`DisplayHandle`].
 #![forbid(unsafe_code)]
 

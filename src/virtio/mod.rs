@@ -1,4 +1,11 @@
 //! The guest-facing vhost-user devices over the rust-vmm crates.
+//!
+//! # Layout
+//! - [`daemon`]: sockets, one backend per frontend connection, serving again after a disconnect.
+//! - [`gpu`], [`input`]: the two devices.
+//! - `vring`: the queue mechanics both devices share (guest memory, EVENT_IDX, config window).
+//! - `ratelimit`: the per-kind log limit the devices share.
+//! - [`relay`]: between the frontend and the rust-vmm daemon, for the hooks the crates lack.
 
 pub mod daemon;
 pub mod gpu;
