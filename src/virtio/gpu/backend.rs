@@ -151,7 +151,7 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
     }
 
     /// Never offers what is not implemented (VIRGL, RESOURCE_BLOB, IN_ORDER, ...), with one
-    /// exception: RING_RESET (see [`vring::BASE_FEATURES`]).
+    /// exception: RING_RESET (see `vring::BASE_FEATURES`).
     fn features(&self) -> u64 {
         let mut features = vring::BASE_FEATURES;
         if self.edid {

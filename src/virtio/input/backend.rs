@@ -224,7 +224,7 @@ impl VhostUserBackend for InputBackend {
     }
 
     /// virtio-input has no feature bits of its own (on RING_RESET see
-    /// [`vring::BASE_FEATURES`]).
+    /// `vring::BASE_FEATURES`).
     fn features(&self) -> u64 {
         vring::BASE_FEATURES
     }
