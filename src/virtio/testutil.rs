@@ -1,6 +1,11 @@
-//! The frontend side of the gpu and input end-to-end tests: vhost's `Frontend` against a
-//! `VhostUserDaemon`, with file-backed shared guest memory at a non-zero address.
+//! Test support shared by the gpu and input backends: vrings driven in-process, and the
+//! frontend side of the end-to-end tests (vhost's `Frontend` against a `VhostUserDaemon`, with
+//! file-backed shared guest memory at a non-zero address).
 
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -8,14 +13,44 @@ use std::time::{Duration, Instant};
 use vhost::vhost_user::message::VhostUserHeaderFlag;
 use vhost::vhost_user::{Frontend, Listener, VhostUserFrontend};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
-use vhost_user_backend::{VhostUserBackend, VhostUserDaemon};
-use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vhost_user_backend::{VhostUserBackend, VhostUserDaemon, VringRwLock, VringT};
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryAtomic, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// A guest-physical base that is not 0 catches GPA/HVA mix-ups.
 pub const GPA: u64 = 0x4000_0000;
 pub const MEM_SIZE: u64 = 0x10_0000;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A ready, enabled vring of `size` entries with its parts at the given guest addresses, as a
+/// vring worker would hold it; returns it with our end of its call socket (nonblocking).
+pub fn ready_vring(
+    mem: &GuestMemoryAtomic<GuestMemoryMmap<()>>,
+    size: u16,
+    addrs: &RingAddrs,
+) -> (VringRwLock, UnixStream) {
+    let vring = VringRwLock::new(mem.clone(), size).expect("vring");
+    vring.set_queue_size(size);
+    vring
+        .set_queue_info(addrs.desc.0, addrs.avail.0, addrs.used.0)
+        .expect("queue addresses");
+    vring.set_queue_ready(true);
+    vring.set_enabled(true);
+    let (ours, theirs) = UnixStream::pair().expect("call socket");
+    ours.set_nonblocking(true).expect("nonblocking");
+    vring.set_call(Some(File::from(OwnedFd::from(theirs))));
+    (vring, ours)
+}
+
+/// Whether the backend signalled `call` (from [`ready_vring`]) since the last check.
+pub fn signalled(call: &UnixStream) -> bool {
+    let mut buf = [0u8; 64];
+    match (&*call).read(&mut buf) {
+        Ok(n) => n > 0,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+        Err(e) => panic!("call socket: {e}"),
+    }
+}
 
 /// Starts `daemon` on a socket at `path` and connects a frontend that negotiates as QEMU
 /// does: every offered feature acked (RING_RESET included), every protocol feature taken,
