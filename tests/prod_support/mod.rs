@@ -1,5 +1,6 @@
-//! Helpers shared by the `prod_*` tests: the daemon binary, exit waits, signals, tools that must
-//! be installed (never skipped under CI=true).
+//! Helpers shared by the tests that run the daemon binary (`prod_*`, `daemon_binary`,
+//! `gpu_binary`, ...): the binary, exit waits, signals, tools that must be installed (never
+//! skipped under CI=true).
 
 // Each test file uses part of it.
 #![allow(dead_code)]
