@@ -7,12 +7,13 @@ mod spice_support;
 mod support;
 
 use std::net::TcpStream;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use prod_support::{binary, scratch, sigterm, wait_exit, EXIT_DEADLINE};
+use prod_support::{
+    binary, notify_socket, receive_until, scratch, sigterm, wait_exit, EXIT_DEADLINE,
+};
 use spice_support::raw::{LinkOutcome, Raw};
 use spice_support::{assert_same_picture, client, demo_frame, read_ppm, rgb_of_bgrx};
 use support::gpu::{pixel, GpuDriver, GuestFb};
@@ -218,32 +219,10 @@ fn wait_for_path(path: &Path) {
     }
 }
 
-/// Notifications on `socket` until one satisfies `done`.
-fn receive_until(socket: &UnixDatagram, mut done: impl FnMut(&str) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    let mut messages = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        if let Ok(n) = socket.recv(&mut buf) {
-            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let finished = done(&message);
-            messages.push(message);
-            if finished {
-                return messages;
-            }
-        }
-    }
-    panic!("no matching notification; got {messages:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_once_spice_accepts_and_status_counts_clients() {
     let (dir, empty) = scratch();
-    let notify: PathBuf = dir.path().join("notify");
-    let systemd = UnixDatagram::bind(&notify).unwrap();
-    systemd
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    let (notify, systemd) = notify_socket(dir.path());
     let port = free_port();
     let child = binary(&empty)
         .env("NOTIFY_SOCKET", &notify)
@@ -267,9 +246,11 @@ async fn ready_once_spice_accepts_and_status_counts_clients() {
     let systemd = std::sync::Arc::new(systemd);
     let messages = {
         let systemd = systemd.clone();
-        tokio::task::spawn_blocking(move || receive_until(&systemd, |m| m.contains("READY=1")))
-            .await
-            .unwrap()
+        tokio::task::spawn_blocking(move || {
+            receive_until(&systemd, WAIT, |m| m.contains("READY=1"))
+        })
+        .await
+        .unwrap()
     };
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_ok(),
@@ -290,7 +271,9 @@ async fn ready_once_spice_accepts_and_status_counts_clients() {
     let wait_status = |want: &'static str| {
         let systemd = systemd.clone();
         tokio::task::spawn_blocking(move || {
-            receive_until(&systemd, |m| m.starts_with("STATUS=") && m.contains(want))
+            receive_until(&systemd, WAIT, |m| {
+                m.starts_with("STATUS=") && m.contains(want)
+            })
         })
     };
     let status = wait_status("Serving 1 SPICE client\n").await.unwrap();
@@ -305,7 +288,7 @@ async fn ready_once_spice_accepts_and_status_counts_clients() {
     let stopping = {
         let systemd = systemd.clone();
         tokio::task::spawn_blocking(move || {
-            receive_until(&systemd, |m| m.starts_with("STOPPING=1\n"))
+            receive_until(&systemd, WAIT, |m| m.starts_with("STOPPING=1\n"))
         })
         .await
         .unwrap()

@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spice_support::raw::{LinkOutcome, Raw};
+use spice_support::raw::Raw;
 use spice_support::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use vhost_user_spice::display::qxl_source::spawn_qxl;
 use vhost_user_spice::display::Rect;
 use vhost_user_spice::spice::ticket::Ticketing;
-use vhost_user_spice::spice::wire::{ChannelType, MsgcDisplayInit, MsgcMainAttachChannels};
 use vhost_user_spice::spice::{SpiceConfig, SpiceServer, DEFAULT_STALL_TIMEOUT};
 
 /// A spice-gtk client whose events are read continuously by a task of its own (a client
@@ -327,27 +326,8 @@ async fn stalled_client_among_four_costs_the_others_nothing_and_catches_up() {
 
 /// A display client that links, says INIT, and never reads.
 async fn silent_client(port: u16) -> (Raw, Raw) {
-    let mut main = Raw::connect(port).await;
-    assert_eq!(
-        main.link(ChannelType::MAIN, 0, 0, "").await,
-        LinkOutcome::Result(0)
-    );
-    let init = main.recv_until(103).await;
-    let session = u32::from_le_bytes(init[..4].try_into().unwrap());
-    main.send(&MsgcMainAttachChannels::default()).await;
-    let mut display = Raw::connect(port).await;
-    assert_eq!(
-        display.link(ChannelType::DISPLAY, session, 0, "").await,
-        LinkOutcome::Result(0)
-    );
-    display
-        .send(&MsgcDisplayInit {
-            pixmap_cache_id: 1,
-            pixmap_cache_size: 0,
-            glz_dictionary_id: 0,
-            glz_dictionary_window_size: 0,
-        })
-        .await;
+    let (main, mut display) = Raw::display_session(port).await;
+    display.send_display_init().await;
     (main, display)
 }
 

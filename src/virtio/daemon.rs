@@ -128,7 +128,8 @@ fn socket_kind(fd: BorrowedFd<'_>) -> Result<SocketKind, DaemonError> {
     }
 }
 
-fn socket_option(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
+/// An `int` `SOL_SOCKET` option of a socket (SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN, ...).
+pub(crate) fn socket_option(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len =
         libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).map_err(io::Error::other)?;
@@ -442,6 +443,13 @@ where
     let daemon_result = daemon.wait();
     // Dropping the daemon signals the backend's exit events and joins the vring workers.
     drop(daemon);
+    let disconnected = |reason: &str| {
+        info!(
+            device = name,
+            peer_pid = peer,
+            "Frontend disconnected: {reason}"
+        )
+    };
     match (&end, &daemon_result) {
         (RelayEnd::Failed(e), _) => {
             warn!(device = name, peer_pid = peer, "Frontend disconnected: {e}");
@@ -454,27 +462,9 @@ where
                 "Frontend disconnected: the device refused a request: {e}"
             );
         }
-        (RelayEnd::Stopped, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: shutting down"
-            );
-        }
-        (RelayEnd::DaemonClosed, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: the device ended the connection"
-            );
-        }
-        (RelayEnd::FrontendClosed, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: the frontend closed the connection"
-            );
-        }
+        (RelayEnd::Stopped, _) => disconnected("shutting down"),
+        (RelayEnd::DaemonClosed, _) => disconnected("the device ended the connection"),
+        (RelayEnd::FrontendClosed, _) => disconnected("the frontend closed the connection"),
     }
     Ok(())
 }
