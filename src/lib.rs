@@ -7,6 +7,7 @@
 //! - [`display`]: the display worker; the QXL *consumer*, owner of the canonical screen.
 //! - [`spice`]: the SPICE server (per-client sessions and pipes).
 //! - [`guest`]: the traits through which the network side acts on the guest.
+//! - [`workload`]: synthetic guest workloads for benchmarks (ports of the kit's spice-ref-server).
 //!
 //! Layering (see DESIGN.md): `virtio` → `qxl`, `display` → `qxl`, `spice` → `display` and
 //! `guest`; `virtio` implements `guest`. Never `spice` → `virtio`, `virtio` → `spice`,
@@ -19,3 +20,4 @@ pub mod display;
 pub mod guest;
 pub mod spice;
 pub mod virtio;
+pub mod workload;
