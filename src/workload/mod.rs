@@ -8,6 +8,7 @@
 //! - [`pacer`]: drives a generator into a QXL producer at the workload's frame rate and
 //!   counts its own CPU.
 //! - [`cpu`]: thread and process CPU, peak memory (the only file here with `unsafe`).
+//! - [`report`]: the run's JSON summary, in spice-ref-server's field names.
 //!
 //! The reference values (`spice-ref-server --frame-hash 60`, seed 1) are checked in
 //! `tests.rs`; [`frame_hash`] computes the same FNV-1a 64 hash.
@@ -16,6 +17,7 @@ pub mod content;
 pub mod cpu;
 pub mod office;
 pub mod pacer;
+pub mod report;
 
 use std::fmt;
 use std::str::FromStr;

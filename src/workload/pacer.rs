@@ -29,6 +29,10 @@ pub trait QxlTarget {
     fn draw_copy(&mut self, rect: Rect, pixels: &[u8], stride: usize) -> Result<(), QxlError>;
     fn cursor_set(&mut self, shape_argb: &[u8], side: u16, pos: Point) -> Result<(), QxlError>;
     fn cursor_move(&mut self, pos: Point) -> Result<(), QxlError>;
+    /// Command memory lent to the consumer now (spice-ref-server's `inflight_bytes`).
+    fn held_bytes(&mut self) -> usize {
+        0
+    }
 }
 
 impl QxlTarget for Producer {
@@ -42,6 +46,13 @@ impl QxlTarget for Producer {
 
     fn cursor_move(&mut self, pos: Point) -> Result<(), QxlError> {
         Producer::cursor_move(self, pos)
+    }
+
+    fn held_bytes(&mut self) -> usize {
+        // The producer takes releases back lazily, when it needs room: take them now so the
+        // figure is what the consumer still holds. A broken release ring shows up elsewhere.
+        let _ = self.reclaim();
+        self.ram_used()
     }
 }
 
@@ -65,6 +76,8 @@ pub struct PacerStats {
     pub dropped_busy: u64,
     pub pixels_produced: u64,
     pub bitmap_bytes_produced: u64,
+    /// Most command memory lent to the consumer, sampled after each frame.
+    pub held_bytes_peak: usize,
     /// CPU time of the pacer's thread (generation + copying into the device).
     pub gen_cpu_s: f64,
     pub wall_s: f64,
@@ -194,6 +207,7 @@ fn run_inner(
         }
         frame = frame.wrapping_add(1);
         stats.frames += 1;
+        stats.held_bytes_peak = stats.held_bytes_peak.max(target.held_bytes());
         if let Some(cp) = cursor_period {
             if t >= cursor_next {
                 let moved = target.cursor_move(cursor_at(frame, surface));
