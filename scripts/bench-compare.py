@@ -80,6 +80,7 @@ def build_ours(path):
 
 
 def load_bench(kit):
+    sys.dont_write_bytecode = True      # the kit may be the shared, read-only one
     sys.path.insert(0, kit)
     import bench  # noqa: E402  (the kit's bench.py)
     return bench
@@ -137,8 +138,9 @@ def table(rows, workloads, clients, pairs):
     out = ["| workload | pair (ref=ours) | clients | CPU s/s ref / ours | upd/s per client "
            "ref / ours (produced) | CPU µs per client-update ref / ours (ratio) | "
            "bytes per update ref / ours (ratio) | CPU ns per client-pixel ref / ours | "
-           "added client / first ref / ours | peak RSS MB ref / ours | errors |",
-           "|" + "---|" * 11]
+           "added client / first ref / ours | peak RSS MB ref / ours | "
+           "other procs CPU s/s ref / ours | errors |",
+           "|" + "---|" * 12]
     for wl in workloads:
         for pair in pairs:
             for n in clients:
@@ -150,7 +152,7 @@ def table(rows, workloads, clients, pairs):
                 errs = "; ".join(["ref: " + e for e in a.get("errors", [])] +
                                  ["ours: " + e for e in b.get("errors", [])])[:200]
                 out.append("| %s | %s | %d | %s / %s | %s / %s (%s) | %s / %s (%s) | "
-                           "%s / %s (%s) | %s / %s | %s / %s | %s / %s | %s |" % (
+                           "%s / %s (%s) | %s / %s | %s / %s | %s / %s | %s / %s | %s |" % (
                                wl, pair, n, fmt(g(a, "server_cpu_per_s"), 3),
                                fmt(g(b, "server_cpu_per_s"), 3),
                                fmt(g(a, "updates_per_s_per_client"), 1),
@@ -169,6 +171,7 @@ def table(rows, workloads, clients, pairs):
                                fmt(added_client_share(rows, "ref", wl, pair, n)),
                                fmt(added_client_share(rows, "ours", wl, pair, n)),
                                fmt(g(a, "peak_rss_MB"), 0), fmt(g(b, "peak_rss_MB"), 0),
+                               fmt(g(a, "foreign_cpu_per_s")), fmt(g(b, "foreign_cpu_per_s")),
                                errs or "-"))
     return "\n".join(out)
 
@@ -218,8 +221,12 @@ def main():
     p.add_argument("--pin", action="store_true", help="servers on CPU 0, probes on CPU 1")
     p.add_argument("--server-args", default="", help="extra options for both servers")
     p.add_argument("--out", default=os.path.join(REPO, "target", "bench-compare"))
+    p.add_argument("--from-runs", action="store_true",
+                   help="run nothing: summarize the runs already under --out/runs")
     a = p.parse_args()
 
+    if a.from_runs:
+        return summarize_saved(a)
     kit = prepare_kit(a.kit)
     sides = a.sides.split(",")
     binaries = {"ref": os.path.join(kit, "spice-ref-server")}
@@ -251,6 +258,30 @@ def main():
                             [round(c.get("display_bytes_per_s", 0) / 1e6, 2)
                              for c in r["clients_data"]],
                             r["time_v"].get("max_rss_kb"), r["errors"] or ""), flush=True)
+    report(a, bench, runs, binaries)
+
+
+def summarize_saved(a):
+    """The tables again from DIR/runs/*.result.json (e.g. after changing this script)."""
+    bench = load_bench(a.kit or DEFAULT_KIT)     # only bench.py's summary code is used
+    pairs = a.pairs.split(",")
+    runs = {}
+    rundir = os.path.join(a.out, "runs")
+    for f in sorted(os.listdir(rundir)):
+        if not f.endswith(".result.json"):
+            continue
+        with open(os.path.join(rundir, f)) as fh:
+            r = json.load(fh)
+        side = r["name"].split("-", 1)[0]
+        for pair in pairs:
+            if dict(zip(("ref", "ours"), pair.split("="))).get(side) == r["compression"]:
+                runs.setdefault((side, r["workload"], pair, r["clients"]), []).append(r)
+    report(a, bench, runs, {})
+
+
+def report(a, bench, runs, binaries):
+    workloads, pairs = a.workloads.split(","), a.pairs.split(",")
+    clients = [int(x) for x in a.clients.split(",")]
     rows = {k: point(bench, v) for k, v in runs.items()}
     md = table(rows, workloads, clients, pairs) + "\n\n" + targets(rows, workloads, pairs,
                                                                     clients)
