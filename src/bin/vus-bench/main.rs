@@ -272,3 +272,44 @@ fn run(args: &Args, cfg: WorkloadConfig) -> Result<ExitCode, String> {
 }
 
 mod serve;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_spice_ref_server_command_lines() {
+        let args = Args::try_parse_from([
+            "vus-bench",
+            "--workload",
+            "office",
+            "--duration",
+            "10",
+            "--linger",
+            "6",
+            "--wait-clients",
+            "4",
+            "--wait-timeout",
+            "30",
+            "--port",
+            "6101",
+            "--image-compression",
+            "lz4",
+            "--streaming-video",
+            "filter",
+            "--size",
+            "1280x720",
+        ])
+        .expect("bench.py's command line parses");
+        let cfg = args.workload_config();
+        assert_eq!((cfg.width, cfg.height, cfg.video), (1280, 720, (480, 270)));
+        assert_eq!((args.wait_clients, args.port), (4, 6101));
+    }
+
+    #[test]
+    fn rejects_a_malformed_size() {
+        assert!(parse_size("1280").is_err());
+        assert!(parse_size("1280xabc").is_err());
+        assert_eq!(parse_size("640x360"), Ok((640, 360)));
+    }
+}
