@@ -15,9 +15,10 @@ use crate::config::{Config, SocketSpec};
 use crate::demo::Demo;
 use crate::display::{self, DisplayHandle};
 use crate::guest::{DisplayControl, HeadRequest};
+use crate::systemd::{self, Notifier, ServiceEnv};
 use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
 use crate::virtio::gpu::{GpuBackend, GpuConfig, GpuControl, QxlSink};
-use crate::virtio::input::{InputBackend, InputHandle};
+use crate::virtio::input::{InputBackend, InputConfig, InputError, InputHandle};
 
 /// Name of the GPU device in thread names and logs.
 const GPU_DEVICE_NAME: &str = "vhost-user-spice-gpu";
@@ -28,10 +29,16 @@ const INPUT_DEVICE_NAME: &str = "vhost-user-spice-input";
 pub enum StartError {
     #[error("Cannot set up termination signal handling")]
     Signals(#[source] io::Error),
+    #[error("Cannot start the watchdog thread")]
+    Watchdog(#[source] io::Error),
     #[error("Cannot create the QXL device")]
     Qxl(#[source] qxl::QxlError),
     #[error("Cannot start the demo source")]
     Demo(#[source] io::Error),
+    #[error("Cannot create the input device")]
+    Input(#[source] InputError),
+    #[error("Cannot start a thread")]
+    Thread(#[source] io::Error),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
 }
@@ -56,39 +63,116 @@ impl DisplayStack {
 
 /// Runs the daemon until SIGTERM/SIGINT (or until a connected `--fd` closes).
 pub fn run(config: Config) -> Result<(), StartError> {
+    run_service(config, ServiceEnv::none())
+}
+
+/// [`run`], telling systemd how it goes (READY, STATUS, STOPPING, watchdog) when `service`
+/// came from systemd.
+pub fn run_service(config: Config, service: ServiceEnv) -> Result<(), StartError> {
     // First, before any thread exists, so that every thread inherits the blocked signals.
     let shutdown = ShutdownSignal::new().map_err(StartError::Signals)?;
     shutdown
         .trigger_on_termination_signals()
         .map_err(StartError::Signals)?;
+    let notifier = service.notifier;
     let DisplayStack { producer, display } = DisplayStack::new()?;
-    let result = match &config.socket {
-        None => run_demo(&config, producer, &shutdown),
-        Some(spec) => {
-            let socket = match spec {
-                SocketSpec::Path(path) => VhostSocket::Path(path.clone()),
-                SocketSpec::Fd(fd) => VhostSocket::from_inherited_fd(*fd)?,
-            };
-            let current = CurrentGpu::default();
-            serve_gpu(
-                &config,
-                Arc::new(Mutex::new(producer)),
-                &current,
-                socket,
-                &shutdown,
-            )
-        }
+    let input = InputHandle::new(&InputConfig::default()).map_err(StartError::Input)?;
+    follow_display_size(&display, input.clone()).map_err(StartError::Thread)?;
+    let watchdog = match service.watchdog {
+        Some(interval) => Some(
+            systemd::start_watchdog(notifier.clone(), interval, shutdown.clone(), || true)
+                .map_err(StartError::Watchdog)?,
+        ),
+        None => None,
     };
+    let result = serve_all(&config, producer, &input, &shutdown, &notifier);
+    notifier.stopping();
+    shutdown.trigger();
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.join();
+    }
     display.shutdown();
     result
+}
+
+fn describe(spec: &SocketSpec) -> String {
+    match spec {
+        SocketSpec::Path(path) => format!("socket {}", path.display()),
+        SocketSpec::Fd(fd) => format!("socket fd {fd}"),
+    }
+}
+
+fn listen(spec: &SocketSpec) -> Result<VhostSocket, StartError> {
+    let socket = match spec {
+        SocketSpec::Path(path) => VhostSocket::Path(path.clone()),
+        SocketSpec::Fd(fd) => VhostSocket::from_inherited_fd(*fd)?,
+    };
+    Ok(socket.listen()?)
+}
+
+/// Everything that serves: the VMM devices (or the demo), each on its own thread, until
+/// shutdown. READY=1 goes out once every socket listens.
+fn serve_all(
+    config: &Config,
+    producer: qxl::Producer,
+    input: &InputHandle,
+    shutdown: &ShutdownSignal,
+    notifier: &Notifier,
+) -> Result<(), StartError> {
+    let Some(gpu_spec) = &config.socket else {
+        return run_demo(config, producer, shutdown, notifier);
+    };
+    let gpu_socket = listen(gpu_spec)?;
+    let input_socket = config.input_socket.as_ref().map(listen).transpose()?;
+    let mut status = format!("VMM {}", describe(gpu_spec));
+    if let Some(spec) = &config.input_socket {
+        status += &format!(", input {}", describe(spec));
+    }
+    notifier.ready(&format!("{status}; {}", systemd::client_status(0)));
+
+    let input_thread = match input_socket {
+        Some(socket) => {
+            let (input, stop) = (input.clone(), shutdown.clone());
+            let thread = std::thread::Builder::new()
+                .name("input-serve".into())
+                .spawn(move || {
+                    let result = serve_input(&input, socket, &stop);
+                    // One device failing for good ends the daemon, as a start-up error would.
+                    stop.trigger();
+                    result
+                })
+                .map_err(StartError::Thread)?;
+            Some(thread)
+        }
+        None => None,
+    };
+    let current = CurrentGpu::default();
+    let gpu_result = serve_gpu(
+        gpu_config(config),
+        Arc::new(Mutex::new(producer)),
+        &current,
+        gpu_socket,
+        shutdown,
+    );
+    shutdown.trigger();
+    let input_result = match input_thread {
+        Some(thread) => thread.join().unwrap_or_else(|_| {
+            warn!("The input device thread panicked");
+            Ok(())
+        }),
+        None => Ok(()),
+    };
+    gpu_result.and(input_result)
 }
 
 fn run_demo(
     config: &Config,
     producer: qxl::Producer,
     shutdown: &ShutdownSignal,
+    notifier: &Notifier,
 ) -> Result<(), StartError> {
     let demo = Demo::start(producer, config.width, config.height).map_err(StartError::Demo)?;
+    notifier.ready(&format!("Demo picture; {}", systemd::client_status(0)));
     shutdown.wait();
     let stopped = demo.stop();
     info!(frames = ?stopped.last_frame, "Demo stopped");
@@ -98,7 +182,8 @@ fn run_demo(
     Ok(())
 }
 
-fn gpu_config(config: &Config) -> GpuConfig {
+/// The virtio-gpu device's settings from the daemon's.
+pub fn gpu_config(config: &Config) -> GpuConfig {
     GpuConfig {
         width: config.width,
         height: config.height,
@@ -110,7 +195,7 @@ fn gpu_config(config: &Config) -> GpuConfig {
 /// Serves VMM connections one after another; each gets a fresh virtio-gpu device over a
 /// freshly reset QXL device (the VM rebooted or the VMM restarted).
 pub fn serve_gpu(
-    config: &Config,
+    gpu: GpuConfig,
     producer: Arc<Mutex<qxl::Producer>>,
     current: &CurrentGpu,
     socket: VhostSocket,
@@ -121,8 +206,7 @@ pub fn serve_gpu(
         if let Err(e) = sink.reset() {
             warn!(error = %e, "Could not reset the QXL device for a new connection");
         }
-        let backend =
-            GpuBackend::new(gpu_config(config), sink, notifier).map_err(io::Error::from)?;
+        let backend = GpuBackend::new(gpu.clone(), sink, notifier).map_err(io::Error::from)?;
         current.set(backend.control());
         Ok(Arc::new(backend))
     };

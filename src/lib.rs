@@ -7,6 +7,7 @@
 //! - [`display`]: the display worker; the QXL *consumer*, owner of the canonical screen.
 //! - [`spice`]: the SPICE server (per-client sessions and pipes).
 //! - [`guest`]: the traits through which the network side acts on the guest.
+//! - [`systemd`]: socket activation, service notifications, the watchdog.
 //! - [`workload`]: synthetic guest workloads for benchmarks (ports of the kit's spice-ref-server).
 //!
 //! Layering (see DESIGN.md): `virtio` → `qxl`, `display` → `qxl`, `spice` → `display` and
@@ -19,5 +20,6 @@ pub mod demo;
 pub mod display;
 pub mod guest;
 pub mod spice;
+pub mod systemd;
 pub mod virtio;
 pub mod workload;

@@ -1,32 +1,59 @@
-//! The `vhost-user-spice` daemon: parse the command line, build the parts, run.
+//! The `vhost-user-spice` daemon: parse the command line, load the configuration, run.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
-use vhost_user_spice::config::{Args, Config, CAPABILITIES};
+use vhost_user_spice::config::{Args, Config, Environment, CAPABILITIES};
+use vhost_user_spice::systemd::ServiceEnv;
 
-/// Log filter when neither `--log` nor RUST_LOG is given.
+/// Log filter when neither `--log` (or `log` in the file) nor RUST_LOG is given.
 const DEFAULT_LOG: &str = "info";
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.print_capabilities {
+        // Must be fast and change nothing: libvirt runs it at every domain start.
         println!("{CAPABILITIES}");
         return ExitCode::SUCCESS;
     }
-    init_logging(args.log.as_deref());
-    let result = Config::try_from(args)
-        .map_err(anyhow::Error::from)
-        .and_then(|config| vhost_user_spice::app::run(config).map_err(anyhow::Error::from));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Straight to stderr, not through the log filter: setup errors must always show.
-            eprintln!("vhost-user-spice: {e:#}");
-            ExitCode::FAILURE
-        }
+    // SAFETY: no thread has been started yet (clap and the code above spawn none).
+    let service = match unsafe { ServiceEnv::take() } {
+        Ok(service) => service,
+        Err(e) => return fail(&e),
+    };
+    let config = match Config::load(&args, &Environment::from_process(), &service.activated) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    init_logging(config.log.as_deref());
+    if let Some(path) = &config.config_file {
+        info!(file = %path.display(), "Configuration file read");
     }
+    for warning in config
+        .warnings()
+        .into_iter()
+        .chain(service.notify_error.clone())
+    {
+        warn!("{warning}");
+    }
+    match vhost_user_spice::app::run_service(config, service) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Straight to stderr, not through the log filter: setup errors must always show.
+fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
+    let mut message = format!("vhost-user-spice: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    eprintln!("{message}");
+    ExitCode::FAILURE
 }
 
 fn init_logging(filter: Option<&str>) {

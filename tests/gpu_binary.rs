@@ -24,6 +24,7 @@ fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vhost-user-spice"));
     command
         .env_remove("RUST_LOG")
+        .arg("--disable-ticketing")
         .args(SIZE)
         .args(["--max-hostmem", MAX_HOSTMEM])
         .stdin(Stdio::null())

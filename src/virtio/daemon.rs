@@ -68,6 +68,8 @@ pub enum VhostSocket {
     Path(PathBuf),
     /// `--fd`: an inherited unix stream socket, listening or already connected.
     Fd(OwnedFd),
+    /// A `Path` already bound by [`VhostSocket::listen`]; its file is removed when dropped.
+    Bound(BoundSocket),
 }
 
 impl VhostSocket {
@@ -87,6 +89,15 @@ impl VhostSocket {
         unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
         socket_kind(owned.as_fd())?;
         Ok(VhostSocket::Fd(owned))
+    }
+
+    /// Binds a `Path` now, so that the caller knows the socket is listening (systemd's
+    /// `READY=1`) before [`serve`] starts; other sockets are returned unchanged.
+    pub fn listen(self) -> Result<Self, DaemonError> {
+        match self {
+            VhostSocket::Path(path) => BoundSocket::bind(path).map(VhostSocket::Bound),
+            other => Ok(other),
+        }
     }
 }
 
@@ -271,6 +282,7 @@ where
             let listener = BoundSocket::bind(path)?;
             accept_loop(&listener.listener, &mut device, shutdown)
         }
+        VhostSocket::Bound(listener) => accept_loop(&listener.listener, &mut device, shutdown),
         VhostSocket::Fd(fd) => match socket_kind(fd.as_fd())? {
             SocketKind::Listening => accept_loop(&UnixListener::from(fd), &mut device, shutdown),
             SocketKind::Connected => serve_connection(UnixStream::from(fd), &mut device, shutdown),
@@ -286,7 +298,8 @@ struct Device<'n, F, H> {
 }
 
 /// A listener we bound ourselves; removes its socket file when dropped.
-struct BoundSocket {
+#[derive(Debug)]
+pub struct BoundSocket {
     listener: UnixListener,
     path: PathBuf,
 }

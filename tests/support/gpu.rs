@@ -12,7 +12,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use vhost_user_spice::app::{self, DisplayStack, StartError};
-use vhost_user_spice::config::{Config, SocketSpec, SpiceOptions};
 use vhost_user_spice::display::{DisplayHandle, SurfaceSnapshot};
 use vhost_user_spice::virtio::daemon::{ShutdownSignal, VhostSocket};
 use vhost_user_spice::virtio::gpu::protocol::{ctrl_type as t, FLAG_FENCE};
@@ -78,13 +77,11 @@ impl GpuDaemon {
         let dir = tempfile::tempdir().expect("a temporary directory can be created");
         let path = dir.path().join("gpu.sock");
         let DisplayStack { producer, display } = DisplayStack::new().expect("the QXL device");
-        let config = Config {
-            socket: Some(SocketSpec::Path(path.clone())),
+        let config = GpuConfig {
             width,
             height,
             max_hostmem,
-            spice: SpiceOptions::default(),
-            demo: false,
+            ..GpuConfig::default()
         };
         let shutdown = ShutdownSignal::new().expect("a shutdown signal");
         let signal = shutdown.clone();
@@ -93,7 +90,7 @@ impl GpuDaemon {
             .name("serve-gpu".into())
             .spawn(move || {
                 app::serve_gpu(
-                    &config,
+                    config,
                     Arc::new(Mutex::new(producer)),
                     &app::CurrentGpu::default(),
                     socket,

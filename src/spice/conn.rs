@@ -1,0 +1,445 @@
+//! One channel connection's task: the link handshake, then one `select!` loop around the
+//! channel's sans-IO core. Only this file touches a client socket (STYLE §5.1).
+
+use std::io;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+
+use super::channel::{
+    ChannelCore, ChannelError, CursorChannel, DisplayChannel, InputsChannel, MainChannel,
+};
+use super::link::{LinkContext, LinkError, LinkState, Linked, LINK_TIMEOUT, MAX_LINK_INPUT};
+use super::outbox::Outbox;
+use super::pipe::{Canvas, PipeConfig};
+use super::session::{Session, SessionError, Sessions};
+use super::ticket::{ServerKey, Ticketing};
+use super::wire::{
+    client_message_limit, ChannelType, DisplayCap, FrameError, Framer, MessageWriter,
+};
+use crate::display::{DisplayEvent, DisplayHandle};
+use crate::guest::{DisplayControl, InputClient, InputClientId, InputSink};
+
+/// Bytes read from the socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The core is asked for more only while fewer than this many bytes wait for the socket: a
+/// few TCP windows, so that the socket never idles while the pipe holds work, and updates are
+/// encoded as late as possible.
+const LOW_WATER: usize = 256 * 1024;
+
+/// Client messages are read only while fewer than this many bytes wait for the socket: a
+/// client that sends requests (ATTACH_CHANNELS, motions…) without reading the answers is
+/// left with its own full socket instead of growing our buffer.
+const READ_GATE: usize = 4 * LOW_WATER;
+
+/// Client messages a connection may send per second, sustained. Real clients stay far below:
+/// spice-gtk ACKs one display message in 20, its pointer stalls after 8 unacked motions, and
+/// agent data is token-limited. A peer above it only costs us CPU.
+const MESSAGE_RATE: u32 = 2_000;
+/// Messages a connection may send in a burst above [`MESSAGE_RATE`].
+const MESSAGE_BURST: u32 = 4_000;
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub(crate) key: ServerKey,
+    /// Read once per link; replaced by `SpiceServer::set_ticketing`.
+    pub(crate) ticketing: RwLock<Ticketing>,
+    pub(crate) sessions: Sessions,
+    pub(crate) display: DisplayHandle,
+    pub(crate) input: Arc<dyn InputSink>,
+    pub(crate) control: Arc<dyn DisplayControl>,
+    pub(crate) started: Instant,
+    pub(crate) pipe_budget: usize,
+    pub(crate) lz4: bool,
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    #[error("Link failed")]
+    Link(#[source] LinkError),
+    #[error("Client closed the connection")]
+    Closed,
+    #[error("Client closed the connection in the middle of a message ({0} bytes buffered)")]
+    ClosedMidMessage(usize),
+    #[error("Client closed the connection during the link ({0} bytes buffered)")]
+    ClosedDuringLink(usize),
+    #[error("Socket error")]
+    Io(#[from] io::Error),
+    #[error("Client's framing is invalid")]
+    Frame(#[from] FrameError),
+    #[error("Client broke the channel protocol")]
+    Channel(#[from] ChannelError),
+    #[error("Client sent more than {rate} messages a second")]
+    Flood { rate: u32 },
+    #[error("The client's session ended")]
+    SessionClosed,
+    #[error("Client's session {0:#x} is gone")]
+    NoSession(u32),
+    #[error("Could not create a session")]
+    Session(#[from] SessionError),
+    #[error("Server shutting down")]
+    Shutdown,
+}
+
+impl ConnError {
+    /// Whether the peer misbehaved (logged as a warning) rather than just left.
+    pub(crate) fn is_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            Self::Link(_) | Self::Frame(_) | Self::Channel(_) | Self::Flood { .. }
+        )
+    }
+}
+
+/// A token bucket over client messages.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(now: Instant) -> Self {
+        Self {
+            tokens: f64::from(MESSAGE_BURST),
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> Result<(), ConnError> {
+        let refill =
+            now.saturating_duration_since(self.last).as_secs_f64() * f64::from(MESSAGE_RATE);
+        self.tokens = (self.tokens + refill).min(f64::from(MESSAGE_BURST));
+        self.last = now;
+        if self.tokens < 1.0 {
+            return Err(ConnError::Flood { rate: MESSAGE_RATE });
+        }
+        self.tokens -= 1.0;
+        Ok(())
+    }
+}
+
+/// What the log line of a finished connection names.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Identity {
+    pub(crate) channel: Option<ChannelType>,
+    pub(crate) session: Option<u32>,
+}
+
+/// Runs one connection to its end; `ident` is filled in as the link learns who it is.
+pub(crate) async fn run<S>(
+    stream: S,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    ident: &mut Identity,
+) -> Result<(), ConnError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (linked, leftover) = link(&mut rd, &mut wr, &shared, &mut stop).await?;
+    ident.channel = Some(linked.channel_type);
+    let session = match linked.channel_type {
+        ChannelType::MAIN => shared.sessions.create()?,
+        _ => shared
+            .sessions
+            .get(linked.connection_id)
+            .ok_or(ConnError::NoSession(linked.connection_id))?,
+    };
+    ident.session = Some(session.id());
+    let result = serve_channel(
+        &mut rd, &mut wr, &shared, &session, &linked, leftover, &mut stop,
+    )
+    .await;
+    if linked.channel_type == ChannelType::MAIN {
+        shared.sessions.remove(session.id());
+    }
+    // Best effort: whatever the client still reads of what we framed is its business.
+    let _ = wr.shutdown().await;
+    result
+}
+
+async fn link<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(Linked, Vec<u8>), ConnError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut state = LinkState::new(Instant::now());
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let deadline = state.deadline().unwrap_or_else(Instant::now);
+        let n = tokio::select! {
+            r = rd.read(&mut chunk) => r?,
+            () = tokio::time::sleep_until(deadline.into()) => {
+                return Err(ConnError::Link(LinkError::Timeout(LINK_TIMEOUT)));
+            }
+            _ = stop.changed() => return Err(ConnError::Shutdown),
+        };
+        if n == 0 {
+            return Err(ConnError::ClosedDuringLink(buf.len()));
+        }
+        // The machine never needs more than MAX_LINK_INPUT bytes at once; a peer that sends
+        // more before we answer is cut to that (the rest would be a protocol error anyway).
+        let room = MAX_LINK_INPUT.saturating_sub(buf.len());
+        buf.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
+        let mut out = Vec::new();
+        let step = link_step(state, &buf, shared, &mut out);
+        match step {
+            Ok((next, used)) => {
+                buf.drain(..used.min(buf.len()));
+                wr.write_all(&out).await?;
+                if let LinkState::Linked(linked) = next {
+                    return Ok((linked, buf));
+                }
+                state = next;
+            }
+            Err(e) => {
+                let _ = wr.write_all(&out).await;
+                return Err(ConnError::Link(e));
+            }
+        }
+    }
+}
+
+/// One synchronous turn of the link machine (no `.await` may see the borrowed context).
+fn link_step(
+    state: LinkState,
+    buf: &[u8],
+    shared: &Shared,
+    out: &mut Vec<u8>,
+) -> Result<(LinkState, usize), LinkError> {
+    let ticketing = shared
+        .ticketing
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let cx = LinkContext {
+        key: &shared.key,
+        ticketing: &ticketing,
+        policy: &shared.sessions,
+    };
+    state.handle(buf, Instant::now(), &cx, out)
+}
+
+/// Receives the next display event, or never if there is no subscription.
+async fn next_event(
+    events: &mut Option<broadcast::Receiver<DisplayEvent>>,
+) -> Result<DisplayEvent, RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A linked channel connection: its core and everything its select loop watches.
+struct Driver {
+    core: Box<dyn ChannelCore>,
+    out: Outbox,
+    framer: Framer,
+    /// Received bytes not yet framed (at most one message plus one read).
+    inbuf: Vec<u8>,
+    events: Option<broadcast::Receiver<DisplayEvent>>,
+    /// The guest's lock LEDs, watched on inputs channels only.
+    modifiers: Option<watch::Receiver<u16>>,
+    closed: watch::Receiver<bool>,
+    rate: RateLimit,
+}
+
+impl Driver {
+    /// Builds the channel's core, which frames its greeting.
+    fn new(
+        shared: &Shared,
+        session: &Arc<Session>,
+        linked: &Linked,
+        inbuf: Vec<u8>,
+    ) -> Result<Self, ConnError> {
+        let now = Instant::now();
+        let kind = linked.header_kind();
+        let mut out = Outbox::new(MessageWriter::new(kind));
+        let canvas: Arc<dyn Canvas> = Arc::new(shared.display.clone());
+        // Subscribe before any state is read, so no change falls between (display/handle.rs).
+        let events = matches!(
+            linked.channel_type,
+            ChannelType::DISPLAY | ChannelType::CURSOR
+        )
+        .then(|| shared.display.subscribe());
+        let mut modifiers = None;
+        let core: Box<dyn ChannelCore> = match linked.channel_type {
+            ChannelType::MAIN => Box::new(MainChannel::new(
+                Arc::clone(session),
+                Arc::clone(&shared.control),
+                shared.started,
+                &mut out,
+            )),
+            ChannelType::DISPLAY => {
+                let caps = &linked.client_channel_caps;
+                let config = PipeConfig {
+                    budget: shared.pipe_budget,
+                    lz4: shared.lz4 && caps.has(DisplayCap::LZ4_COMPRESSION),
+                    monitors_config: caps.has(DisplayCap::MONITORS_CONFIG),
+                };
+                Box::new(DisplayChannel::new(canvas, config, now, &mut out))
+            }
+            ChannelType::CURSOR => Box::new(CursorChannel::new(canvas, &mut out)),
+            _ => {
+                let client = InputClient::new(
+                    Arc::clone(&shared.input),
+                    InputClientId(u64::from(session.id())),
+                );
+                let mut leds = shared.input.guest_modifiers();
+                let initial = *leds.borrow_and_update();
+                modifiers = Some(leds);
+                Box::new(InputsChannel::new(client, canvas, initial, &mut out))
+            }
+        };
+        let mut closed = session.closed();
+        if *closed.borrow_and_update() {
+            return Err(ConnError::SessionClosed);
+        }
+        Ok(Self {
+            core,
+            out,
+            framer: Framer::new(kind, client_message_limit(linked.channel_type)),
+            inbuf,
+            events,
+            modifiers,
+            closed,
+            rate: RateLimit::new(now),
+        })
+    }
+
+    /// Frames the messages in `inbuf` and hands them to the core.
+    fn handle_input(&mut self) -> Result<(), ConnError> {
+        let mut used_total = 0;
+        while let Some((frame, used)) = self
+            .framer
+            .next_frame(self.inbuf.get(used_total..).unwrap_or_default())?
+        {
+            let now = Instant::now();
+            self.rate.take(now)?;
+            self.core
+                .handle_message(frame.msg_type, frame.body, now, &mut self.out)?;
+            used_total += used;
+        }
+        self.inbuf.drain(..used_total);
+        Ok(())
+    }
+
+    /// The select loop (STYLE §5.2): socket in, socket out, display events, guest LEDs,
+    /// deadlines, session end, server stop.
+    async fn run<R, W>(
+        &mut self,
+        rd: &mut R,
+        wr: &mut W,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), ConnError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let max_buffered = self.framer.max_frame_len();
+        loop {
+            let mut more = false;
+            if self.out.pending() < LOW_WATER {
+                more = self.core.poll_transmit(&mut self.out);
+            }
+            let deadline = self.core.deadline();
+            tokio::select! {
+                r = rd.read(&mut chunk),
+                    if self.inbuf.len() <= max_buffered && self.out.pending() < READ_GATE =>
+                {
+                    let n = r?;
+                    if n == 0 {
+                        return Err(if self.inbuf.is_empty() {
+                            ConnError::Closed
+                        } else {
+                            ConnError::ClosedMidMessage(self.inbuf.len())
+                        });
+                    }
+                    self.inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    self.handle_input()?;
+                }
+                w = wr.write(self.out.unsent()), if self.out.pending() > 0 => {
+                    let n = w?;
+                    if n == 0 {
+                        return Err(ConnError::Io(io::ErrorKind::WriteZero.into()));
+                    }
+                    self.out.advance(n);
+                }
+                ev = next_event(&mut self.events) => match ev {
+                    Ok(ev) => self.core.handle_event(&ev),
+                    Err(RecvError::Lagged(_)) => self.core.handle_lagged(),
+                    Err(RecvError::Closed) => self.events = None,
+                },
+                m = next_change(&mut self.modifiers) => match m {
+                    Some(m) => self.core.handle_guest_modifiers(m, &mut self.out),
+                    None => self.modifiers = None,
+                },
+                () = sleep_until_opt(deadline) => self.core.handle_timeout(Instant::now())?,
+                _ = self.closed.changed() => {
+                    // At shutdown every session closes too; name the real cause.
+                    return Err(if *stop.borrow() {
+                        ConnError::Shutdown
+                    } else {
+                        ConnError::SessionClosed
+                    });
+                }
+                _ = stop.changed() => return Err(ConnError::Shutdown),
+                () = std::future::ready(()), if more => tokio::task::yield_now().await,
+            }
+        }
+    }
+}
+
+async fn serve_channel<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    shared: &Shared,
+    session: &Arc<Session>,
+    linked: &Linked,
+    inbuf: Vec<u8>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), ConnError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut driver = Driver::new(shared, session, linked, inbuf)?;
+    let result = driver.run(rd, wr, stop).await;
+    if let Some(summary) = driver.core.summary() {
+        tracing::debug!(%summary, "channel counters");
+    }
+    result
+}
+
+/// The next value of a watched LED state; `None` once its sender is gone; never without one.
+async fn next_change(rx: &mut Option<watch::Receiver<u16>>) -> Option<u16> {
+    match rx {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long a connection may take to leave after the server asks it to.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
