@@ -120,3 +120,25 @@ impl Clients {
         self.runtime.block_on(self.server.shutdown());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use vhost_user_spice::app::DisplayStack;
+
+    use super::*;
+
+    #[test]
+    fn serves_on_a_free_port_and_times_out_waiting_for_absent_clients() {
+        let args = Args::try_parse_from(["vus-bench", "--port", "0"]).expect("parses");
+        let stack = DisplayStack::new().expect("display stack");
+        let clients = Clients::start(&args, &stack.display).expect("server starts");
+        assert_ne!(clients.port(), 0);
+        assert!(clients.wait_for(0, Duration::ZERO));
+        assert!(!clients.wait_for(1, Duration::from_millis(50)));
+        assert_eq!((clients.count(), clients.max_count()), (0, 0));
+        clients.shutdown();
+        stack.display.shutdown();
+    }
+}
