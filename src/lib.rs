@@ -9,6 +9,7 @@
 //! - [`spice_setup`]: the SPICE listeners and TLS files from [`config`].
 //! - [`guest`]: the traits through which the network side acts on the guest.
 //! - [`systemd`]: socket activation, service notifications, the watchdog.
+//! - [`workload`]: synthetic guest workloads for benchmarks (ports of the kit's spice-ref-server).
 //!
 //! Layering (see DESIGN.md): `virtio` → `qxl`, `display` → `qxl`, `spice` → `display` and
 //! `guest`; `virtio` implements `guest`. Never `spice` → `virtio`, `virtio` → `spice`,
@@ -23,3 +24,4 @@ pub mod spice;
 pub mod spice_setup;
 pub mod systemd;
 pub mod virtio;
+pub mod workload;
