@@ -14,9 +14,10 @@ backports_pkgs=(qemu-system-x86)
 [ "${VUS_WITH_REFERENCE_GPU:-0}" = 1 ] && backports_pkgs+=(qemu-system-gui)
 # busybox-static, cpio, zstd, xz-utils: guest assembly; spice-client-gtk (spicy-screenshot) and the
 # GObject bindings: headless SPICE clients; imagemagick: PPM -> PNG for failure artefacts;
-# systemd: systemd-analyze and systemd-socket-activate for the prod_* tests.
+# systemd: systemd-analyze and systemd-socket-activate for the prod_* tests; openssl: the
+# certificates of docs/tls.md in spice_tls.
 bookworm_pkgs=(spice-client-gtk gir1.2-spiceclientglib-2.0 python3-gi cpio busybox-static zstd
-    xz-utils imagemagick util-linux systemd)
+    xz-utils imagemagick util-linux systemd openssl)
 backports_line='deb http://deb.debian.org/debian bookworm-backports main'
 backports_list=/etc/apt/sources.list.d/bookworm-backports.list
 

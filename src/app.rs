@@ -4,10 +4,17 @@
 //! ```text
 //! virtio-gpu (per connection) ──QxlSink──► qxl::Producer ═ rings ═► qxl::Consumer ──► display worker
 //! demo source ───────────────────────────► (instead, with --demo)          DisplayHandle ──► SPICE
+//! SPICE inputs ──► InputHandle ──► virtio-input      SPICE resize ──► CurrentGpu ──► virtio-gpu
 //! ```
+//!
+//! Threads: the vhost-user serve loops block on their own threads; the SPICE server runs on a
+//! small tokio runtime of its own thread (`spice_service.rs`).
+
+mod spice_service;
 
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tracing::{info, warn};
 
@@ -15,10 +22,13 @@ use crate::config::{Config, SocketSpec};
 use crate::demo::Demo;
 use crate::display::{self, DisplayHandle};
 use crate::guest::{DisplayControl, HeadRequest};
-use crate::systemd::{self, Notifier, ServiceEnv};
+use crate::spice::SpiceConfig;
+use crate::systemd::{self, ServiceEnv};
 use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
 use crate::virtio::gpu::{GpuBackend, GpuConfig, GpuControl, QxlSink};
 use crate::virtio::input::{InputBackend, InputConfig, InputError, InputHandle};
+
+pub use spice_service::{spice_config, FixedDisplay, SpiceService};
 
 /// Name of the GPU device in thread names and logs.
 const GPU_DEVICE_NAME: &str = "vhost-user-spice-gpu";
@@ -39,6 +49,12 @@ pub enum StartError {
     Input(#[source] InputError),
     #[error("Cannot start a thread")]
     Thread(#[source] io::Error),
+    #[error(transparent)]
+    SpiceSetup(#[from] crate::spice_setup::SetupError),
+    #[error("Cannot start the SPICE runtime")]
+    Runtime(#[source] io::Error),
+    #[error("Cannot start the SPICE server")]
+    Spice(#[source] crate::spice::SpiceError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
 }
@@ -69,15 +85,54 @@ pub fn run(config: Config) -> Result<(), StartError> {
 /// [`run`], telling systemd how it goes (READY, STATUS, STOPPING, watchdog) when `service`
 /// came from systemd.
 pub fn run_service(config: Config, service: ServiceEnv) -> Result<(), StartError> {
+    let started = Instant::now();
     // First, before any thread exists, so that every thread inherits the blocked signals.
     let shutdown = ShutdownSignal::new().map_err(StartError::Signals)?;
     shutdown
         .trigger_on_termination_signals()
         .map_err(StartError::Signals)?;
-    let notifier = service.notifier;
+    let spice_config = spice_config(&config.spice, started)?;
     let DisplayStack { producer, display } = DisplayStack::new()?;
+    let result = serve_display(
+        &config,
+        spice_config,
+        service,
+        producer,
+        &display,
+        &shutdown,
+    );
+    shutdown.trigger();
+    display.shutdown();
+    result
+}
+
+/// Everything over a running display: the SPICE server, the VMM devices (or the demo) and the
+/// watchdog, until shutdown.
+fn serve_display(
+    config: &Config,
+    spice_config: SpiceConfig,
+    service: ServiceEnv,
+    producer: qxl::Producer,
+    display: &DisplayHandle,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StartError> {
+    let notifier = service.notifier;
     let input = InputHandle::new(&InputConfig::default()).map_err(StartError::Input)?;
-    follow_display_size(&display, input.clone()).map_err(StartError::Thread)?;
+    follow_display_size(display, input.clone()).map_err(StartError::Thread)?;
+    let current = CurrentGpu::default();
+    let control: Arc<dyn DisplayControl> = match config.socket {
+        Some(_) => Arc::new(current.clone()),
+        None => Arc::new(FixedDisplay),
+    };
+    let spice_status = spice_service::describe(&spice_config);
+    // Before the VMM sockets: a SPICE port in use fails the start before a VMM connects.
+    let spice = SpiceService::start(
+        spice_config,
+        display.clone(),
+        Arc::new(input.clone()),
+        control,
+        notifier.clone(),
+    )?;
     let watchdog = match service.watchdog {
         Some(interval) => Some(
             systemd::start_watchdog(notifier.clone(), interval, shutdown.clone(), || true)
@@ -85,14 +140,29 @@ pub fn run_service(config: Config, service: ServiceEnv) -> Result<(), StartError
         ),
         None => None,
     };
-    let result = serve_all(&config, producer, &input, &shutdown, &notifier);
+    let front = Front {
+        input: &input,
+        current: &current,
+        spice: &spice,
+        spice_status: &spice_status,
+    };
+    let result = serve_all(config, producer, &front, shutdown);
     notifier.stopping();
     shutdown.trigger();
+    spice.stop();
     if let Some(watchdog) = watchdog {
         let _ = watchdog.join();
     }
-    display.shutdown();
     result
+}
+
+/// What the guest-facing side shares with the SPICE side.
+struct Front<'a> {
+    input: &'a InputHandle,
+    current: &'a CurrentGpu,
+    spice: &'a SpiceService,
+    /// Where SPICE listens, for `STATUS=`.
+    spice_status: &'a str,
 }
 
 fn describe(spec: &SocketSpec) -> String {
@@ -111,16 +181,15 @@ fn listen(spec: &SocketSpec) -> Result<VhostSocket, StartError> {
 }
 
 /// Everything that serves: the VMM devices (or the demo), each on its own thread, until
-/// shutdown. READY=1 goes out once every socket listens.
+/// shutdown. READY=1 goes out once every socket listens (SPICE's already do).
 fn serve_all(
     config: &Config,
     producer: qxl::Producer,
-    input: &InputHandle,
+    front: &Front<'_>,
     shutdown: &ShutdownSignal,
-    notifier: &Notifier,
 ) -> Result<(), StartError> {
     let Some(gpu_spec) = &config.socket else {
-        return run_demo(config, producer, shutdown, notifier);
+        return run_demo(config, producer, front, shutdown);
     };
     let gpu_socket = listen(gpu_spec)?;
     let input_socket = config.input_socket.as_ref().map(listen).transpose()?;
@@ -128,11 +197,13 @@ fn serve_all(
     if let Some(spec) = &config.input_socket {
         status += &format!(", input {}", describe(spec));
     }
-    notifier.ready(&format!("{status}; {}", systemd::client_status(0)));
+    front
+        .spice
+        .ready(format!("{status}; {}", front.spice_status));
 
     let input_thread = match input_socket {
         Some(socket) => {
-            let (input, stop) = (input.clone(), shutdown.clone());
+            let (input, stop) = (front.input.clone(), shutdown.clone());
             let thread = std::thread::Builder::new()
                 .name("input-serve".into())
                 .spawn(move || {
@@ -146,11 +217,10 @@ fn serve_all(
         }
         None => None,
     };
-    let current = CurrentGpu::default();
     let gpu_result = serve_gpu(
         gpu_config(config),
         Arc::new(Mutex::new(producer)),
-        &current,
+        front.current,
         gpu_socket,
         shutdown,
     );
@@ -168,11 +238,13 @@ fn serve_all(
 fn run_demo(
     config: &Config,
     producer: qxl::Producer,
+    front: &Front<'_>,
     shutdown: &ShutdownSignal,
-    notifier: &Notifier,
 ) -> Result<(), StartError> {
     let demo = Demo::start(producer, config.width, config.height).map_err(StartError::Demo)?;
-    notifier.ready(&format!("Demo picture; {}", systemd::client_status(0)));
+    front
+        .spice
+        .ready(format!("Demo picture; {}", front.spice_status));
     shutdown.wait();
     let stopped = demo.stop();
     info!(frames = ?stopped.last_frame, "Demo stopped");

@@ -6,6 +6,7 @@
 //! - [`virtio`]: the guest-facing vhost-user devices; the QXL *producer*.
 //! - [`display`]: the display worker; the QXL *consumer*, owner of the canonical screen.
 //! - [`spice`]: the SPICE server (per-client sessions and pipes).
+//! - [`spice_setup`]: the SPICE listeners and TLS files from [`config`].
 //! - [`guest`]: the traits through which the network side acts on the guest.
 //! - [`systemd`]: socket activation, service notifications, the watchdog.
 //! - [`workload`]: synthetic guest workloads for benchmarks (ports of the kit's spice-ref-server).
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod display;
 pub mod guest;
 pub mod spice;
+pub mod spice_setup;
 pub mod systemd;
 pub mod virtio;
 pub mod workload;

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::config::Activated;
-use crate::virtio::daemon::ShutdownSignal;
+use crate::virtio::daemon::{socket_option, ShutdownSignal};
 
 /// The virtio-gpu device's vhost-user socket.
 pub const FD_VHOST_USER: &str = "vhost-user";
@@ -184,27 +184,6 @@ fn listener_address(fd: RawFd, name: &'static str) -> Result<Option<SocketAddr>,
         }
         _ => Err(SystemdError::NotListening { name, fd }),
     }
-}
-
-fn socket_option(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len =
-        libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).map_err(io::Error::other)?;
-    // SAFETY: `value` and `len` are live locals; getsockopt(2) writes at most `len` bytes (an
-    // int, as these SOL_SOCKET options are) into `value` and the actual size into `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value)
 }
 
 /// An activated SPICE listener, adopted by the SPICE server.

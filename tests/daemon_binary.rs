@@ -2,18 +2,16 @@
 //! request, a clean exit 0 on SIGTERM, a non-zero exit with a message on bad setup, and `--fd`
 //! with a connected socket (libvirt's launch).
 
+mod prod_support;
 mod support;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
+use prod_support::{sigterm, wait_exit, EXIT_DEADLINE};
 use support::{Flavor, TestVmm, VmmOptions};
-
-/// How quickly the daemon must exit after SIGTERM (QEMU's convention: "as quickly as possible";
-/// SIGKILL may follow a few seconds later).
-const EXIT_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Device features the placeholder device offers (VERSION_1, RING_RESET, PROTOCOL_FEATURES).
 const PLACEHOLDER_FEATURES: u64 = (1 << 32) | (1 << 40) | (1 << 30);
@@ -23,28 +21,8 @@ fn binary() -> Command {
     command.env_remove("RUST_LOG");
     // No SPICE password in these tests: ticketing is on by default and needs one.
     command.arg("--disable-ticketing");
+    command.args(["--spice-port", &support::free_port().to_string()]);
     command
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the daemon did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn sigterm(child: &Child) {
-    let pid = libc::pid_t::try_from(child.id()).expect("pids fit pid_t");
-    // SAFETY: kill(2) with a pid of our own child, which has not been reaped yet, and a valid
-    // signal number; it touches no memory.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 }
 
 #[test]

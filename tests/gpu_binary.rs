@@ -3,19 +3,18 @@
 //! or the VMM closing a connected fd). What reaches the surface is checked by `gpu_vmm`; here
 //! the guest's view is: every answer, its fences, and the configured size and memory budget.
 
+mod prod_support;
 mod support;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use prod_support::{wait_exit, EXIT_DEADLINE};
 use support::gpu::{create_2d, cursor_cmd, pixel, GpuDriver, GuestFb};
 use support::{Flavor, TestVmm};
 use vhost_user_spice::virtio::gpu::protocol::ctrl_type as t;
 
-/// QEMU's convention: exit "as quickly as possible" on SIGTERM.
-const EXIT_DEADLINE: Duration = Duration::from_secs(3);
 const SIZE: [&str; 4] = ["--width", "640", "--height", "400"];
 /// Room for the 1 MiB framebuffer and a cursor, not for a 4 MiB resource.
 const MAX_HOSTMEM: &str = "2097152";
@@ -25,25 +24,12 @@ fn binary() -> Command {
     command
         .env_remove("RUST_LOG")
         .arg("--disable-ticketing")
+        .args(["--spice-port", &support::free_port().to_string()])
         .args(SIZE)
         .args(["--max-hostmem", MAX_HOSTMEM])
         .stdin(Stdio::null())
         .stderr(Stdio::null());
     command
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the daemon did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The Linux driver's probe, fbdev bring-up, a damage update and a cursor.

@@ -83,6 +83,23 @@ fn scanouts(socket: &Path) -> u32 {
     u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
 }
 
+/// The first connection to `socket` makes systemd-socket-activate exec the daemon, which must
+/// fail; returns its stderr.
+fn fails_at_first_connection(child: &mut Child, socket: &Path) -> String {
+    wait_for(socket);
+    let _trigger = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let status = wait_exit(child, EXIT_DEADLINE);
+    assert!(!status.success());
+    std::io::read_to_string(child.stderr.take().unwrap()).unwrap()
+}
+
+/// SIGTERM: the daemon exits successfully.
+fn stops_cleanly(child: &mut Child) {
+    sigterm(child);
+    let status = wait_exit(child, EXIT_DEADLINE);
+    assert!(status.success(), "exit status {status}");
+}
+
 fn tool() -> Option<PathBuf> {
     require_tool("systemd-socket-activate")
 }
@@ -115,9 +132,7 @@ fn serves_one_vmm_after_another_on_the_activated_socket() {
     assert!(ready.contains("VMM socket fd 3"), "{ready}");
     // A listening socket keeps being served.
     assert_eq!(scanouts(&socket), 1);
-    sigterm(&child);
-    let status = wait_exit(&mut child, EXIT_DEADLINE);
-    assert!(status.success(), "exit status {status}");
+    stops_cleanly(&mut child);
 }
 
 #[test]
@@ -137,8 +152,7 @@ fn fd_names_choose_the_socket_not_the_position() {
     );
     wait_for(&gpu);
     assert_eq!(scanouts(&gpu), 1);
-    sigterm(&child);
-    assert!(wait_exit(&mut child, EXIT_DEADLINE).success());
+    stops_cleanly(&mut child);
 }
 
 #[test]
@@ -159,11 +173,7 @@ fn activated_socket_and_socket_path_conflict() {
         ],
         &empty,
     );
-    wait_for(&socket);
-    let _trigger = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    let status = wait_exit(&mut child, EXIT_DEADLINE);
-    assert!(!status.success());
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let stderr = fails_at_first_connection(&mut child, &socket);
     assert!(
         stderr.contains("--socket-path and the socket-activated `vhost-user`"),
         "{stderr}"
@@ -183,11 +193,7 @@ fn unknown_fd_name_is_refused_with_the_fix() {
         &["--disable-ticketing"],
         &empty,
     );
-    wait_for(&socket);
-    let _trigger = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    let status = wait_exit(&mut child, EXIT_DEADLINE);
-    assert!(!status.success());
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let stderr = fails_at_first_connection(&mut child, &socket);
     assert!(stderr.contains("FileDescriptorName="), "{stderr}");
     assert!(
         stderr.contains("vhost-user-spice-gpu@vm1.socket"),
@@ -217,14 +223,12 @@ fn activated_spice_listener_off_loopback_is_checked() {
         &["--password-file", password.to_str().unwrap()],
         &empty,
     );
-    wait_for(&gpu);
-    let _trigger = std::os::unix::net::UnixStream::connect(&gpu).unwrap();
-    let status = wait_exit(&mut child, EXIT_DEADLINE);
-    assert!(!status.success());
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let stderr = fails_at_first_connection(&mut child, &gpu);
     assert!(stderr.contains("--allow-plaintext-password"), "{stderr}");
 }
 
+/// A unix SPICE socket is local: password login is fine, the password comes as a credential,
+/// and the SPICE server takes the activated listener over.
 #[test]
 fn activated_spice_listener_on_loopback_takes_a_password() {
     let Some(tool) = tool() else { return };
@@ -245,6 +249,5 @@ fn activated_spice_listener_on_loopback_takes_a_password() {
     );
     wait_for(&gpu);
     assert_eq!(scanouts(&gpu), 1);
-    sigterm(&child);
-    assert!(wait_exit(&mut child, EXIT_DEADLINE).success());
+    stops_cleanly(&mut child);
 }

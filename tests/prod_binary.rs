@@ -3,12 +3,14 @@
 
 mod prod_support;
 
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use prod_support::{binary, scratch, sigterm, wait_exit, EXIT_DEADLINE};
+use prod_support::{
+    binary, notify_socket, receive_until, scratch, sigterm, spice_port_line, wait_exit,
+    EXIT_DEADLINE,
+};
 
 /// How long a started daemon may take to create its socket or say READY.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,7 +46,10 @@ fn configuration_file_alone_starts_the_daemon() {
     let file = dir.path().join("vm1.toml");
     std::fs::write(
         &file,
-        format!("socket-path = {socket:?}\ndisable-ticketing = true\nwidth = 1024\n"),
+        format!(
+            "socket-path = {socket:?}\ndisable-ticketing = true\nwidth = 1024\n{}",
+            spice_port_line()
+        ),
     )
     .unwrap();
     // Through --config, then through $VHOST_USER_SPICE_CONFIG.
@@ -71,7 +76,10 @@ fn command_line_overrides_the_file() {
     let file = dir.path().join("vm1.toml");
     std::fs::write(
         &file,
-        format!("socket-path = {from_file:?}\ndisable-ticketing = true\n"),
+        format!(
+            "socket-path = {from_file:?}\ndisable-ticketing = true\n{}",
+            spice_port_line()
+        ),
     )
     .unwrap();
     let mut child = binary(&empty)
@@ -199,32 +207,10 @@ fn help_groups_the_options_and_takes_no_password() {
     assert!(!help.contains("--password <"), "never a password on argv");
 }
 
-/// Collects notifications until `done` says so or the deadline passes.
-fn receive_until(socket: &UnixDatagram, mut done: impl FnMut(&str) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut messages = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        if let Ok(n) = socket.recv(&mut buf) {
-            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let finished = done(&message);
-            messages.push(message);
-            if finished {
-                return messages;
-            }
-        }
-    }
-    panic!("no matching notification; got {messages:?}");
-}
-
 #[test]
 fn tells_systemd_ready_status_watchdog_and_stopping() {
     let (dir, empty) = scratch();
-    let notify = dir.path().join("notify");
-    let systemd = UnixDatagram::bind(&notify).unwrap();
-    systemd
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    let (notify, systemd) = notify_socket(dir.path());
     let socket = dir.path().join("gpu.sock");
     let mut child = binary(&empty)
         .env("NOTIFY_SOCKET", &notify)
@@ -234,28 +220,24 @@ fn tells_systemd_ready_status_watchdog_and_stopping() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let messages = receive_until(&systemd, |m| m.contains("READY=1"));
+    let messages = receive_until(&systemd, START_TIMEOUT, |m| m.contains("READY=1"));
     let ready = messages.last().unwrap();
     assert!(socket.exists(), "READY=1 only once the VMM socket listens");
     assert!(ready.contains("STATUS="), "{ready}");
     assert!(ready.contains("Serving 0 SPICE clients"), "{ready}");
     assert!(ready.contains(socket.to_str().unwrap()), "{ready}");
     // WATCHDOG_USEC=200 ms: pings every 100 ms.
-    receive_until(&systemd, |m| m == "WATCHDOG=1\n");
-    receive_until(&systemd, |m| m == "WATCHDOG=1\n");
+    receive_until(&systemd, START_TIMEOUT, |m| m == "WATCHDOG=1\n");
+    receive_until(&systemd, START_TIMEOUT, |m| m == "WATCHDOG=1\n");
     sigterm(&child);
-    receive_until(&systemd, |m| m.starts_with("STOPPING=1\n"));
+    receive_until(&systemd, START_TIMEOUT, |m| m.starts_with("STOPPING=1\n"));
     assert!(wait_exit(&mut child, EXIT_DEADLINE).success());
 }
 
 #[test]
 fn demo_tells_systemd_ready() {
     let (dir, empty) = scratch();
-    let notify = dir.path().join("notify");
-    let systemd = UnixDatagram::bind(&notify).unwrap();
-    systemd
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    let (notify, systemd) = notify_socket(dir.path());
     let mut child = binary(&empty)
         .env("NOTIFY_SOCKET", &notify)
         .args([
@@ -269,9 +251,9 @@ fn demo_tells_systemd_ready() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let messages = receive_until(&systemd, |m| m.contains("READY=1"));
+    let messages = receive_until(&systemd, START_TIMEOUT, |m| m.contains("READY=1"));
     assert!(messages.last().unwrap().contains("Demo"), "{messages:?}");
     sigterm(&child);
-    receive_until(&systemd, |m| m.starts_with("STOPPING=1\n"));
+    receive_until(&systemd, START_TIMEOUT, |m| m.starts_with("STOPPING=1\n"));
     assert!(wait_exit(&mut child, EXIT_DEADLINE).success());
 }

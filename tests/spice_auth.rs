@@ -126,7 +126,9 @@ async fn no_data_before_the_ticket_and_unknown_sessions_are_refused() {
 #[tokio::test]
 async fn main_links_beyond_max_clients_are_refused() {
     let rig = start_with(vhost_user_spice::spice::SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            ([127, 0, 0, 1], 0).into(),
+        )],
         max_clients: 1,
         ..vhost_user_spice::spice::SpiceConfig::new(Ticketing::Disabled)
     })

@@ -220,8 +220,7 @@ async fn unix_socket_clients_see_the_screen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spice.sock");
     let rig = start_with(vhost_user_spice::spice::SpiceConfig {
-        port: None,
-        unix_path: Some(path.clone()),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::unix(&path)],
         ..vhost_user_spice::spice::SpiceConfig::new(Ticketing::Disabled)
     })
     .await;

@@ -5,13 +5,13 @@ mod spice_support;
 
 use std::time::{Duration, Instant};
 
-use spice_support::raw::{LinkOutcome, Raw};
+use spice_support::raw::Raw;
 use spice_support::*;
 use vhost_user_spice::display::Rect;
 use vhost_user_spice::spice::ticket::Ticketing;
 use vhost_user_spice::spice::wire::{
-    ChannelType, Codec, ImageData, MsgDisplayCopyBits, MsgDisplayDrawCopy, MsgDisplaySurfaceCreate,
-    MsgcAck, MsgcAckSync, MsgcDisplayInit, MsgcMainAttachChannels,
+    Codec, ImageData, MsgDisplayCopyBits, MsgDisplayDrawCopy, MsgDisplaySurfaceCreate, MsgcAck,
+    MsgcAckSync,
 };
 use vhost_user_spice::spice::SpiceConfig;
 
@@ -30,27 +30,8 @@ struct Viewer {
 
 impl Viewer {
     async fn open(port: u16) -> Self {
-        let mut main = Raw::connect(port).await;
-        assert_eq!(
-            main.link(ChannelType::MAIN, 0, 0, "").await,
-            LinkOutcome::Result(0)
-        );
-        let init = main.recv_until(103).await;
-        let session = u32::from_le_bytes(init[..4].try_into().unwrap());
-        main.send(&MsgcMainAttachChannels::default()).await;
-        let mut display = Raw::connect(port).await;
-        assert_eq!(
-            display.link(ChannelType::DISPLAY, session, 0, "").await,
-            LinkOutcome::Result(0)
-        );
-        display
-            .send(&MsgcDisplayInit {
-                pixmap_cache_id: 1,
-                pixmap_cache_size: 0,
-                glz_dictionary_id: 0,
-                glz_dictionary_window_size: 0,
-            })
-            .await;
+        let (main, mut display) = Raw::display_session(port).await;
+        display.send_display_init().await;
         Self {
             _main: main,
             display,
@@ -128,7 +109,9 @@ impl Viewer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_client_does_not_delay_others_and_gets_a_squashed_catch_up() {
     let rig = start_with(SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            ([127, 0, 0, 1], 0).into(),
+        )],
         pipe_budget: 64 * 1024,
         ..SpiceConfig::new(Ticketing::Disabled)
     })

@@ -12,6 +12,7 @@
 //! - `surface`: a canonical surface and its draw operations.
 //! - `cursor`: the cursor state.
 //! - `worker`: the thread loop.
+//! - `warn_limit`: the rate limit on warnings the guest can trigger.
 //! - `handle`: shared state, events, [`DisplayHandle`].
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ mod pixels;
 pub mod qxl_source;
 pub mod source;
 mod surface;
+mod warn_limit;
 mod worker;
 
 pub use cursor::{CursorEvent, CursorState, MAX_CURSOR_SIDE};

@@ -14,12 +14,7 @@ use super::source::{
     Bitmap, Clip, CommandSource, CursorCommand, CursorShape, DrawCommand, DrawOp, Head, Image,
     IoRequest, IoWork, Point, Rect, SurfaceCommand, Work,
 };
-
-/// Guest parse errors logged per window; the rest are counted and reported once the window
-/// has passed, so a guest filling its rings with garbage cannot flood the log. The same
-/// budget as the worker's own limit on refused commands.
-const WARNINGS_PER_WINDOW: u32 = 10;
-const WARNING_WINDOW: Duration = Duration::from_secs(1);
+use super::warn_limit::WarnLimit;
 
 /// A [`CommandSource`] over a QXL device's consumer end.
 ///
@@ -56,7 +51,7 @@ impl QxlSource {
             cursor_first: false,
             held_io: None,
             cursor_drained: 0,
-            warnings: WarnLimit::new(),
+            warnings: WarnLimit::new("QXL parse warnings"),
         }
     }
 
@@ -121,7 +116,8 @@ impl QxlSource {
             Ok(None) => Step::Skipped,
             Err(e) => {
                 let ring = if cursor { "cursor" } else { "command" };
-                self.warnings.warn(ring, &e);
+                self.warnings
+                    .warn(format_args!("Dropped a QXL {ring} ring command: {e}"));
                 Step::Skipped
             }
         })
@@ -362,63 +358,9 @@ fn head(h: qxl::Head) -> Head {
     }
 }
 
-/// Rate limit for the guest's malformed commands. The worker keeps its own for what it
-/// refuses; this one covers what never reaches it.
-#[derive(Debug)]
-struct WarnLimit {
-    window_start: Instant,
-    logged: u32,
-    suppressed: u64,
-}
-
-impl WarnLimit {
-    fn new() -> Self {
-        Self {
-            window_start: Instant::now(),
-            logged: 0,
-            suppressed: 0,
-        }
-    }
-
-    fn warn(&mut self, ring: &str, error: &qxl::ParseError) {
-        let now = Instant::now();
-        if now.duration_since(self.window_start) >= WARNING_WINDOW {
-            if self.suppressed > 0 {
-                tracing::warn!(
-                    suppressed = self.suppressed,
-                    "QXL parse warnings suppressed"
-                );
-            }
-            *self = Self {
-                window_start: now,
-                logged: 0,
-                suppressed: 0,
-            };
-        }
-        if self.logged < WARNINGS_PER_WINDOW {
-            self.logged += 1;
-            tracing::warn!("Dropped a QXL {ring} ring command: {error}");
-        } else {
-            self.suppressed = self.suppressed.saturating_add(1);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_warnings_past_the_window_budget_are_only_counted() {
-        let mut limit = WarnLimit::new();
-        for _ in 0..WARNINGS_PER_WINDOW + 3 {
-            limit.warn("command", &qxl::ParseError::RegionFault);
-        }
-        assert_eq!((limit.logged, limit.suppressed), (WARNINGS_PER_WINDOW, 3));
-        limit.window_start -= WARNING_WINDOW;
-        limit.warn("command", &qxl::ParseError::RegionFault);
-        assert_eq!((limit.logged, limit.suppressed), (1, 0));
-    }
 
     #[test]
     fn bitmaps_arrive_top_down_and_surface_images_keep_their_id() {

@@ -5,10 +5,9 @@
 //! into a bounded broadcast channel that drops the oldest for a lagging subscriber, and
 //! readers copy under a lock held for one copy.
 
-use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cursor::CursorEvent;
 use super::error::DisplayError;
@@ -19,6 +18,7 @@ use super::source::{
     SurfaceCommand, Work,
 };
 use super::surface::{surface_bytes, Surface, SurfaceFormat, MAX_SURFACE_BYTES};
+use super::warn_limit::WarnLimit;
 use super::{MAX_HEADS, MAX_SURFACES};
 
 /// How long one wait on the source lasts: the bound on how late a shutdown is noticed.
@@ -29,11 +29,6 @@ pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// its surface refused instead of growing the process without bound.
 pub const MAX_TOTAL_SURFACE_BYTES: usize = 2 * MAX_SURFACE_BYTES;
 
-/// Guest-triggered warnings logged per window; the rest are counted and reported once the
-/// window has passed, so a guest looping on a bad command cannot flood the log.
-const WARNINGS_PER_WINDOW: u32 = 10;
-const WARNING_WINDOW: Duration = Duration::from_secs(1);
-
 /// QXL_DRAW_NOP (QXLDrawable `type` 0): nothing to render, nothing to report.
 const DRAW_NOP: u8 = 0;
 
@@ -41,7 +36,7 @@ const DRAW_NOP: u8 = 0;
 pub(crate) fn run<S: CommandSource>(mut source: S, shared: &Shared) {
     let mut worker = Worker {
         shared,
-        warnings: WarnLimit::new(),
+        warnings: WarnLimit::new("Display worker warnings"),
         events: Vec::new(),
     };
     while !shared.stop.load(Ordering::Acquire) {
@@ -72,7 +67,7 @@ impl<'a> Worker<'a> {
                 let surface_id = cmd.surface_id;
                 if let Err(e) = self.draw(cmd) {
                     self.warnings
-                        .warn(format_args!("draw on surface {surface_id}"), &e);
+                        .warn(format_args!("Refused draw on surface {surface_id}: {e}"));
                 }
             }
             Work::Surface(SurfaceCommand::Create {
@@ -85,24 +80,25 @@ impl<'a> Worker<'a> {
                 let format = SurfaceFormat(format);
                 if let Err(e) = self.create(surface_id, format, width, height, initial.as_deref()) {
                     self.warnings
-                        .warn(format_args!("create of surface {surface_id}"), &e);
+                        .warn(format_args!("Refused create of surface {surface_id}: {e}"));
                 }
             }
             Work::Surface(SurfaceCommand::Destroy { surface_id }) => {
                 if let Err(e) = self.destroy(surface_id) {
                     self.warnings
-                        .warn(format_args!("destroy of surface {surface_id}"), &e);
+                        .warn(format_args!("Refused destroy of surface {surface_id}: {e}"));
                 }
             }
             Work::Cursor(cmd) => {
                 if let Err(e) = self.cursor(cmd) {
-                    self.warnings.warn(format_args!("cursor command"), &e);
+                    self.warnings
+                        .warn(format_args!("Refused cursor command: {e}"));
                 }
             }
             Work::Io(io) => {
                 let result = self.io(&io.request);
                 if let Err(e) = &result {
-                    self.warnings.warn(format_args!("I/O request"), e);
+                    self.warnings.warn(format_args!("Refused I/O request: {e}"));
                 }
                 self.publish();
                 // After publishing: once the producer resumes, readers see the result.
@@ -435,65 +431,4 @@ enum Change {
         src: Point,
         dest: Rect,
     },
-}
-
-/// Rate limit for warnings the guest can trigger.
-struct WarnLimit {
-    window_start: Instant,
-    logged: u32,
-    suppressed: u64,
-}
-
-impl WarnLimit {
-    fn new() -> Self {
-        Self {
-            window_start: Instant::now(),
-            logged: 0,
-            suppressed: 0,
-        }
-    }
-
-    fn warn(&mut self, what: fmt::Arguments<'_>, error: &DisplayError) {
-        let now = Instant::now();
-        if now.duration_since(self.window_start) >= WARNING_WINDOW {
-            if self.suppressed > 0 {
-                tracing::warn!(
-                    suppressed = self.suppressed,
-                    "Display worker warnings suppressed"
-                );
-            }
-            *self = Self {
-                window_start: now,
-                logged: 0,
-                suppressed: 0,
-            };
-        }
-        if self.logged < WARNINGS_PER_WINDOW {
-            self.logged += 1;
-            tracing::warn!("Refused {what}: {error}");
-        } else {
-            self.suppressed = self.suppressed.saturating_add(1);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warnings_past_the_window_budget_are_only_counted() {
-        let mut limit = WarnLimit::new();
-        for _ in 0..WARNINGS_PER_WINDOW + 5 {
-            limit.warn(format_args!("draw"), &DisplayError::NoSuchSurface(1));
-        }
-        assert_eq!((limit.logged, limit.suppressed), (WARNINGS_PER_WINDOW, 5));
-        limit.window_start -= WARNING_WINDOW;
-        limit.warn(format_args!("draw"), &DisplayError::NoSuchSurface(1));
-        assert_eq!(
-            (limit.logged, limit.suppressed),
-            (1, 0),
-            "a new window starts afresh"
-        );
-    }
 }

@@ -12,11 +12,14 @@ use tokio::sync::{broadcast, watch};
 use super::channel::{
     ChannelCore, ChannelError, CursorChannel, DisplayChannel, InputsChannel, MainChannel,
 };
-use super::link::{LinkContext, LinkError, LinkState, Linked, LINK_TIMEOUT, MAX_LINK_INPUT};
+use super::link::{
+    LinkContext, LinkError, LinkState, Linked, SecureChannels, LINK_TIMEOUT, MAX_LINK_INPUT,
+};
 use super::outbox::Outbox;
 use super::pipe::{Canvas, PipeConfig};
 use super::session::{Session, SessionError, Sessions};
 use super::ticket::{ServerKey, Ticketing};
+use super::tls::HandshakeError;
 use super::wire::{
     client_message_limit, ChannelType, DisplayCap, FrameError, Framer, MessageWriter,
 };
@@ -43,6 +46,11 @@ const MESSAGE_RATE: u32 = 2_000;
 /// Messages a connection may send in a burst above [`MESSAGE_RATE`].
 const MESSAGE_BURST: u32 = 4_000;
 
+/// How long a client may take nothing of what waits for it before it is disconnected: long
+/// enough for a laptop lid closed over a coffee, or a debugger stop, to keep the session
+/// (its backlog is squashed and bounded meanwhile), short enough to free a dead peer's place.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub(crate) key: ServerKey,
@@ -55,6 +63,9 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     pub(crate) pipe_budget: usize,
     pub(crate) lz4: bool,
+    pub(crate) stall_timeout: Duration,
+    /// Channels refused on plaintext connections.
+    pub(crate) secure_channels: SecureChannels,
 }
 
 /// Why a connection ended.
@@ -62,6 +73,8 @@ pub(crate) struct Shared {
 pub(crate) enum ConnError {
     #[error("Link failed")]
     Link(#[source] LinkError),
+    #[error("TLS failed")]
+    Tls(#[from] HandshakeError),
     #[error("Client closed the connection")]
     Closed,
     #[error("Client closed the connection in the middle of a message ({0} bytes buffered)")]
@@ -84,15 +97,25 @@ pub(crate) enum ConnError {
     Session(#[from] SessionError),
     #[error("Server shutting down")]
     Shutdown,
+    #[error("Client took nothing of what waited for it for {0:?}")]
+    Stalled(Duration),
 }
 
 impl ConnError {
     /// Whether the peer misbehaved (logged as a warning) rather than just left.
     pub(crate) fn is_misbehaviour(&self) -> bool {
-        matches!(
-            self,
-            Self::Link(_) | Self::Frame(_) | Self::Channel(_) | Self::Flood { .. }
-        )
+        match self {
+            // A client sent to the TLS port, as the protocol intends.
+            Self::Link(LinkError::NeedSecured(_)) => false,
+            Self::Link(_)
+            | Self::Frame(_)
+            | Self::Channel(_)
+            | Self::Flood { .. }
+            | Self::Stalled(_) => true,
+            // Handshake failures are mostly clients refusing our certificate (or lacking
+            // theirs): the client's business, logged plainly.
+            _ => false,
+        }
     }
 }
 
@@ -131,17 +154,19 @@ pub(crate) struct Identity {
 }
 
 /// Runs one connection to its end; `ident` is filled in as the link learns who it is.
+/// `secured`: the stream is TLS (links to [`Shared::secure_channels`] are allowed).
 pub(crate) async fn run<S>(
     stream: S,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    secured: bool,
     ident: &mut Identity,
 ) -> Result<(), ConnError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (linked, leftover) = link(&mut rd, &mut wr, &shared, &mut stop).await?;
+    let (linked, leftover) = link(&mut rd, &mut wr, &shared, secured, &mut stop).await?;
     ident.channel = Some(linked.channel_type);
     let session = match linked.channel_type {
         ChannelType::MAIN => shared.sessions.create()?,
@@ -151,11 +176,18 @@ where
             .ok_or(ConnError::NoSession(linked.connection_id))?,
     };
     ident.session = Some(session.id());
-    let result = serve_channel(
-        &mut rd, &mut wr, &shared, &session, &linked, leftover, &mut stop,
-    )
-    .await;
-    if linked.channel_type == ChannelType::MAIN {
+    let result = match Driver::new(&shared, &session, &linked, leftover, secured) {
+        Ok(mut driver) => {
+            let result = driver.run(&mut rd, &mut wr, &mut stop).await;
+            if let Some(summary) = driver.core.summary() {
+                tracing::debug!(%summary, "channel counters");
+            }
+            result
+        }
+        Err(e) => Err(e),
+    };
+    // A stalled channel ends its whole client, as its main channel does.
+    if linked.channel_type == ChannelType::MAIN || matches!(result, Err(ConnError::Stalled(_))) {
         shared.sessions.remove(session.id());
     }
     // Best effort: whatever the client still reads of what we framed is its business.
@@ -167,6 +199,7 @@ async fn link<R, W>(
     rd: &mut R,
     wr: &mut W,
     shared: &Shared,
+    secured: bool,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(Linked, Vec<u8>), ConnError>
 where
@@ -193,7 +226,7 @@ where
         let room = MAX_LINK_INPUT.saturating_sub(buf.len());
         buf.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
         let mut out = Vec::new();
-        let step = link_step(state, &buf, shared, &mut out);
+        let step = link_step(state, &buf, shared, secured, &mut out);
         match step {
             Ok((next, used)) => {
                 buf.drain(..used.min(buf.len()));
@@ -216,6 +249,7 @@ fn link_step(
     state: LinkState,
     buf: &[u8],
     shared: &Shared,
+    secured: bool,
     out: &mut Vec<u8>,
 ) -> Result<(LinkState, usize), LinkError> {
     let ticketing = shared
@@ -227,6 +261,8 @@ fn link_step(
         key: &shared.key,
         ticketing: &ticketing,
         policy: &shared.sessions,
+        secured,
+        secure_channels: shared.secure_channels,
     };
     state.handle(buf, Instant::now(), &cx, out)
 }
@@ -253,6 +289,13 @@ struct Driver {
     modifiers: Option<watch::Receiver<u16>>,
     closed: watch::Receiver<bool>,
     rate: RateLimit,
+    stall_timeout: Duration,
+    /// When the client last took something: bytes written, or (with nothing waiting for the
+    /// socket) a message read, such as the ACK a backlog waits for.
+    last_progress: Instant,
+    /// TLS: hand each message to its own write, so that TLS records end where messages do
+    /// (`Outbox::unsent_message`).
+    one_record_per_message: bool,
 }
 
 impl Driver {
@@ -262,6 +305,7 @@ impl Driver {
         session: &Arc<Session>,
         linked: &Linked,
         inbuf: Vec<u8>,
+        secured: bool,
     ) -> Result<Self, ConnError> {
         let now = Instant::now();
         let kind = linked.header_kind();
@@ -288,7 +332,13 @@ impl Driver {
                     lz4: shared.lz4 && caps.has(DisplayCap::LZ4_COMPRESSION),
                     monitors_config: caps.has(DisplayCap::MONITORS_CONFIG),
                 };
-                Box::new(DisplayChannel::new(canvas, config, now, &mut out))
+                Box::new(DisplayChannel::new(
+                    canvas,
+                    config,
+                    Arc::clone(session),
+                    now,
+                    &mut out,
+                ))
             }
             ChannelType::CURSOR => Box::new(CursorChannel::new(canvas, &mut out)),
             _ => {
@@ -299,7 +349,13 @@ impl Driver {
                 let mut leds = shared.input.guest_modifiers();
                 let initial = *leds.borrow_and_update();
                 modifiers = Some(leds);
-                Box::new(InputsChannel::new(client, canvas, initial, &mut out))
+                Box::new(InputsChannel::new(
+                    client,
+                    canvas,
+                    Arc::clone(session),
+                    initial,
+                    &mut out,
+                ))
             }
         };
         let mut closed = session.closed();
@@ -315,6 +371,9 @@ impl Driver {
             modifiers,
             closed,
             rate: RateLimit::new(now),
+            stall_timeout: shared.stall_timeout,
+            last_progress: now,
+            one_record_per_message: secured,
         })
     }
 
@@ -355,6 +414,11 @@ impl Driver {
                 more = self.core.poll_transmit(&mut self.out);
             }
             let deadline = self.core.deadline();
+            let waiting = self.out.pending() > 0 || self.core.has_backlog();
+            if !waiting {
+                self.last_progress = Instant::now();
+            }
+            let stall = waiting.then(|| self.last_progress + self.stall_timeout);
             tokio::select! {
                 r = rd.read(&mut chunk),
                     if self.inbuf.len() <= max_buffered && self.out.pending() < READ_GATE =>
@@ -367,15 +431,23 @@ impl Driver {
                             ConnError::ClosedMidMessage(self.inbuf.len())
                         });
                     }
+                    if self.out.pending() == 0 {
+                        self.last_progress = Instant::now();
+                    }
                     self.inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                     self.handle_input()?;
                 }
-                w = wr.write(self.out.unsent()), if self.out.pending() > 0 => {
+                w = wr.write(if self.one_record_per_message {
+                    self.out.unsent_message()
+                } else {
+                    self.out.unsent()
+                }), if self.out.pending() > 0 => {
                     let n = w?;
                     if n == 0 {
                         return Err(ConnError::Io(io::ErrorKind::WriteZero.into()));
                     }
                     self.out.advance(n);
+                    self.last_progress = Instant::now();
                 }
                 ev = next_event(&mut self.events) => match ev {
                     Ok(ev) => self.core.handle_event(&ev),
@@ -387,6 +459,7 @@ impl Driver {
                     None => self.modifiers = None,
                 },
                 () = sleep_until_opt(deadline) => self.core.handle_timeout(Instant::now())?,
+                () = sleep_until_opt(stall) => return Err(ConnError::Stalled(self.stall_timeout)),
                 _ = self.closed.changed() => {
                     // At shutdown every session closes too; name the real cause.
                     return Err(if *stop.borrow() {
@@ -400,27 +473,6 @@ impl Driver {
             }
         }
     }
-}
-
-async fn serve_channel<R, W>(
-    rd: &mut R,
-    wr: &mut W,
-    shared: &Shared,
-    session: &Arc<Session>,
-    linked: &Linked,
-    inbuf: Vec<u8>,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), ConnError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut driver = Driver::new(shared, session, linked, inbuf)?;
-    let result = driver.run(rd, wr, stop).await;
-    if let Some(summary) = driver.core.summary() {
-        tracing::debug!(%summary, "channel counters");
-    }
-    result
 }
 
 /// The next value of a watched LED state; `None` once its sender is gone; never without one.

@@ -1,6 +1,8 @@
 //! The bytes a channel connection has framed for its client but not yet written, and the
 //! SET_ACK / ACK window that paces the display and cursor channels (brief §2.4).
 
+use std::collections::VecDeque;
+
 use super::wire::{Message, MessageWriter, MsgSetAck};
 
 /// Framed messages waiting for the socket. The channel cores append; the connection writes
@@ -11,6 +13,12 @@ pub struct Outbox {
     buf: Vec<u8>,
     /// Bytes of `buf` already written to the socket.
     start: usize,
+    /// Where each unwritten message ends, counted in bytes framed since the outbox was made.
+    ends: VecDeque<u64>,
+    /// Bytes framed since the outbox was made.
+    framed: u64,
+    /// Bytes written since the outbox was made.
+    written: u64,
 }
 
 impl Outbox {
@@ -20,12 +28,21 @@ impl Outbox {
             writer,
             buf: Vec::new(),
             start: 0,
+            ends: VecDeque::new(),
+            framed: 0,
+            written: 0,
         }
     }
 
     /// Frames `msg` and returns its serial.
     pub fn send<'a, M: Message<'a>>(&mut self, msg: &M) -> u64 {
-        self.writer.write(msg, &mut self.buf)
+        let before = self.buf.len();
+        let serial = self.writer.write(msg, &mut self.buf);
+        self.framed = self
+            .framed
+            .saturating_add((self.buf.len().saturating_sub(before)) as u64);
+        self.ends.push_back(self.framed);
+        serial
     }
 
     /// Messages framed so far (the serial of the last one).
@@ -43,8 +60,29 @@ impl Outbox {
         self.buf.get(self.start..).unwrap_or_default()
     }
 
+    /// The unwritten rest of the first message not completely written: what a TLS
+    /// connection hands to one record, so that every record ends where a message ends.
+    /// spice-gtk decides whether to read on by polling the socket, so a message left behind
+    /// in its TLS library's buffer after the one it asked for would wait there until more
+    /// data arrived.
+    pub fn unsent_message(&self) -> &[u8] {
+        let unsent = self.unsent();
+        match self.ends.front() {
+            Some(end) => {
+                let len = usize::try_from(end.saturating_sub(self.written)).unwrap_or(usize::MAX);
+                unsent.get(..len).unwrap_or(unsent)
+            }
+            None => unsent,
+        }
+    }
+
     /// Records that `n` bytes of [`Outbox::unsent`] were written.
     pub fn advance(&mut self, n: usize) {
+        let n = n.min(self.pending());
+        self.written = self.written.saturating_add(n as u64);
+        while self.ends.front().is_some_and(|end| *end <= self.written) {
+            self.ends.pop_front();
+        }
         self.start = self.start.saturating_add(n).min(self.buf.len());
         if self.start == self.buf.len() {
             self.buf.clear();
@@ -145,5 +183,28 @@ mod tests {
         assert_eq!(out.unsent().len(), 4);
         out.advance(100);
         assert_eq!(out.pending(), 0);
+    }
+
+    #[test]
+    fn unsent_message_stops_at_each_message_end() {
+        let mut out = Outbox::new(MessageWriter::new(HeaderKind::Mini));
+        assert!(out.unsent_message().is_empty());
+        out.send(&crate::spice::wire::MsgDisplayMark::default());
+        out.send(&crate::spice::wire::MsgSetAck {
+            generation: 1,
+            window: 2,
+        });
+        assert_eq!(out.pending(), 6 + 14);
+        assert_eq!(out.unsent_message().len(), 6);
+        out.advance(4);
+        assert_eq!(out.unsent_message().len(), 2);
+        out.advance(2);
+        assert_eq!(out.unsent_message().len(), 14);
+        out.send(&crate::spice::wire::MsgDisplayMark::default());
+        out.advance(14);
+        assert_eq!(out.unsent_message().len(), 6);
+        out.advance(6);
+        assert!(out.unsent_message().is_empty());
+        assert!(out.ends.is_empty());
     }
 }

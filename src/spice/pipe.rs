@@ -22,6 +22,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::image_cache::{Encoded, Encoding, ImageCache, ImageKey};
 use super::lz4;
 use super::outbox::{AckWindow, Outbox};
 use super::region::{DirtyRegion, RecentReads};
@@ -135,6 +136,8 @@ pub struct PipeStats {
     pub copy_bits: u64,
     /// Images sent as LZ4.
     pub lz4_images: u64,
+    /// Images whose encoding came from the encode-once cache (another client made it).
+    pub cache_hits: u64,
 }
 
 /// The per-client display pipe. See the module documentation.
@@ -148,6 +151,8 @@ pub struct DisplayPipe {
     reads: RecentReads,
     next_image_id: u64,
     stats: PipeStats,
+    /// Encodings shared with the server's other clients.
+    cache: Option<Arc<ImageCache>>,
 }
 
 impl DisplayPipe {
@@ -161,7 +166,19 @@ impl DisplayPipe {
             reads: RecentReads::default(),
             next_image_id: 1,
             stats: PipeStats::default(),
+            cache: None,
         }
+    }
+
+    /// Shares encodings through `cache` with every other pipe using it.
+    pub fn with_cache(mut self, cache: Arc<ImageCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// How this pipe encodes images.
+    pub fn config(&self) -> PipeConfig {
+        self.config
     }
 
     /// Counters so far.
@@ -475,7 +492,7 @@ impl DisplayPipe {
             return;
         };
         self.reads.record(rect, generation);
-        let image = self.encode_image(rect, pixels);
+        let image = self.encode_image(rect, generation, pixels);
         let (width, height) = rect_size(&rect);
         out.send(&MsgDisplayDrawCopy {
             base: display_base(rect),
@@ -493,7 +510,9 @@ impl DisplayPipe {
         self.stats.draws = self.stats.draws.saturating_add(1);
     }
 
-    fn encode_image(&mut self, rect: Rect, pixels: Vec<u8>) -> Image {
+    /// LZ4 when the client takes it and it pays, else a raw bitmap. The LZ4 attempt is made
+    /// once per (rectangle, generation) for all clients sharing the cache.
+    fn encode_image(&mut self, rect: Rect, generation: u64, pixels: Vec<u8>) -> Image {
         let (width, height) = rect_size(&rect);
         let id = self.next_image_id;
         self.next_image_id = self.next_image_id.wrapping_add(1);
@@ -504,15 +523,36 @@ impl DisplayPipe {
             height,
         };
         if self.config.lz4 {
-            let block = lz4::compress_block(&pixels);
-            if block.len().saturating_add(lz4::FRAMING) < pixels.len() {
+            let key = ImageKey {
+                surface_id: PRIMARY,
+                generation,
+                rect,
+                encoding: Encoding::Lz4,
+            };
+            let cached = self.cache.as_ref().and_then(|c| c.get(&key));
+            if cached.is_some() {
+                self.stats.cache_hits = self.stats.cache_hits.saturating_add(1);
+            }
+            let encoded = cached.unwrap_or_else(|| {
+                let block = lz4::compress_block(&pixels);
+                let encoded = if block.len().saturating_add(lz4::FRAMING) < pixels.len() {
+                    Encoded::Bytes(block.into())
+                } else {
+                    Encoded::NotWorthIt
+                };
+                if let Some(cache) = &self.cache {
+                    cache.insert(key, encoded.clone());
+                }
+                encoded
+            });
+            if let Encoded::Bytes(block) = encoded {
                 self.stats.lz4_images = self.stats.lz4_images.saturating_add(1);
                 return Image {
                     descriptor,
                     data: ImageData::Lz4(Lz4Data {
                         top_down: true,
                         format: BitmapFormat::FMT_32BIT,
-                        blocks: vec![block],
+                        blocks: vec![block.to_vec()],
                     }),
                 };
             }

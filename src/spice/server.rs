@@ -1,5 +1,6 @@
-//! The server's public face: configuration, the listeners (TCP and unix), one task per
-//! channel connection under a connection cap, and shutdown (STYLE §5, mini-redis layering).
+//! The server's public face: configuration, the listeners (TCP and unix, bound here or
+//! inherited, plaintext or TLS), one task per channel connection under a connection cap, and
+//! shutdown (STYLE §5, mini-redis layering).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,10 +14,14 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{info, warn, Instrument};
 
-use super::conn::{self, ConnError, Identity, Shared};
+use super::conn::{self, ConnError, Identity, Shared, DEFAULT_STALL_TIMEOUT};
+use super::image_cache::ImageCacheStats;
+use super::link::SecureChannels;
 use super::pipe::DEFAULT_PIPE_BUDGET;
-use super::session::{Sessions, CHANNELS_PER_SESSION};
+use super::session::{ClientStats, Sessions, CHANNELS_PER_SESSION};
 use super::ticket::{ServerKey, TicketError, Ticketing};
+use super::tls::{self, Tls, TlsError, TlsSettings};
+use crate::config::InputPolicy;
 use crate::display::DisplayHandle;
 use crate::guest::{DisplayControl, HeadRequest, InputSink};
 
@@ -27,15 +32,64 @@ pub const DEFAULT_MAX_CLIENTS: usize = 16;
 /// Longest pause between accept retries after an error (e.g. out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Where one listener listens.
+#[derive(Debug)]
+pub enum ListenAt {
+    /// Bind this TCP address (port 0: any free port).
+    Bind(SocketAddr),
+    /// Bind a unix socket here; a socket file left by an earlier run is replaced, and the
+    /// file is removed at shutdown.
+    Unix(PathBuf),
+    /// A listening TCP socket bound by someone else (socket activation); taken over.
+    Tcp(std::net::TcpListener),
+    /// A listening unix socket bound by someone else (socket activation); taken over, its
+    /// file left alone.
+    UnixStd(std::os::unix::net::UnixListener),
+}
+
+/// One listener: where, and whether its connections are TLS.
+#[derive(Debug)]
+pub struct ListenerSpec {
+    pub at: ListenAt,
+    /// Every connection starts with a TLS handshake ([`SpiceConfig::tls`] holds the files).
+    pub tls: bool,
+}
+
+impl ListenerSpec {
+    /// A plaintext TCP listener on `addr`.
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Self {
+            at: ListenAt::Bind(addr),
+            tls: false,
+        }
+    }
+
+    /// A TLS TCP listener on `addr`.
+    pub fn tls(addr: SocketAddr) -> Self {
+        Self {
+            at: ListenAt::Bind(addr),
+            tls: true,
+        }
+    }
+
+    /// A plaintext unix socket at `path`.
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Self {
+            at: ListenAt::Unix(path.into()),
+            tls: false,
+        }
+    }
+}
+
 /// How the server listens and whom it lets in.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SpiceConfig {
-    /// Address of the TCP listener.
-    pub addr: IpAddr,
-    /// TCP port (0: any free port); `None`: no TCP listener.
-    pub port: Option<u16>,
-    /// A unix socket to listen on as well.
-    pub unix_path: Option<PathBuf>,
+    /// The listeners; at least one.
+    pub listeners: Vec<ListenerSpec>,
+    /// Certificate, key and client CAs of the TLS listeners; required when one is TLS.
+    pub tls: Option<TlsSettings>,
+    /// Channels refused (`NEED_SECURED`) on plaintext listeners.
+    pub secure_channels: SecureChannels,
     /// The password policy.
     pub ticketing: Ticketing,
     /// Clients (sessions) served at once.
@@ -44,19 +98,28 @@ pub struct SpiceConfig {
     pub pipe_budget: usize,
     /// Send LZ4 images to clients that decode them.
     pub lz4: bool,
+    /// Whose keyboard and mouse reach the guest.
+    pub input: InputPolicy,
+    /// A client that takes nothing of what waits for it this long is disconnected.
+    pub stall_timeout: Duration,
 }
 
 impl SpiceConfig {
-    /// 127.0.0.1:5900, no unix socket, 16 clients, the given password policy.
+    /// Plaintext on 127.0.0.1:5900, no TLS, 16 clients, the given password policy.
     pub fn new(ticketing: Ticketing) -> Self {
         Self {
-            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: Some(DEFAULT_PORT),
-            unix_path: None,
+            listeners: vec![ListenerSpec::tcp(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                DEFAULT_PORT,
+            ))],
+            tls: None,
+            secure_channels: SecureChannels::NONE,
             ticketing,
             max_clients: DEFAULT_MAX_CLIENTS,
             pipe_budget: DEFAULT_PIPE_BUDGET,
             lz4: true,
+            input: InputPolicy::All,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -64,84 +127,146 @@ impl SpiceConfig {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SpiceError {
-    /// Binding the TCP listener failed.
+    /// Binding a TCP listener failed.
     #[error("Failed to listen on {0}")]
     BindTcp(SocketAddr, #[source] std::io::Error),
-    /// Binding the unix socket failed.
+    /// Binding a unix socket failed.
     #[error("Failed to listen on unix socket {0}")]
     BindUnix(PathBuf, #[source] std::io::Error),
+    /// A listening socket handed over could not be used.
+    #[error("Cannot use the inherited SPICE listening socket")]
+    Inherited(#[source] std::io::Error),
     /// Generating the RSA key failed.
     #[error("Failed to create the server key")]
     Key(#[source] TicketError),
-    /// Neither a TCP port nor a unix socket was configured.
-    #[error("No TCP port and no unix socket configured")]
+    /// No listener was configured.
+    #[error("No SPICE listener configured")]
     NoListener,
+    /// A TLS listener without certificate and key.
+    #[error("A SPICE TLS listener is configured but no certificate and key")]
+    NoTlsSettings,
+    /// The certificate, key or CA files are not usable.
+    #[error("Cannot set up SPICE TLS")]
+    Tls(#[from] TlsError),
+}
+
+/// A listener bound and ready for the acceptor.
+enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Binds or adopts every listener; `created` collects the unix socket files made here.
+fn bind_all(
+    specs: Vec<ListenerSpec>,
+    created: &mut Vec<PathBuf>,
+) -> Result<Vec<(Bound, bool)>, SpiceError> {
+    let mut bound = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let listener = match spec.at {
+            ListenAt::Bind(addr) => {
+                // std's bind, so that this needs no await: SO_REUSEADDR as tokio's bind sets.
+                let socket = match addr {
+                    SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                    SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+                }
+                .and_then(|s| {
+                    s.set_reuseaddr(true)?;
+                    s.bind(addr)?;
+                    s.listen(1024)
+                })
+                .map_err(|e| SpiceError::BindTcp(addr, e))?;
+                Bound::Tcp(socket)
+            }
+            ListenAt::Unix(path) => {
+                // A socket file left by an earlier run would make bind fail.
+                let _ = std::fs::remove_file(&path);
+                let l =
+                    UnixListener::bind(&path).map_err(|e| SpiceError::BindUnix(path.clone(), e))?;
+                created.push(path);
+                Bound::Unix(l)
+            }
+            ListenAt::Tcp(l) => Bound::Tcp(
+                l.set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(l))
+                    .map_err(SpiceError::Inherited)?,
+            ),
+            ListenAt::UnixStd(l) => Bound::Unix(
+                l.set_nonblocking(true)
+                    .and_then(|()| UnixListener::from_std(l))
+                    .map_err(SpiceError::Inherited)?,
+            ),
+        };
+        bound.push((listener, spec.tls));
+    }
+    Ok(bound)
 }
 
 /// A running server. Dropping it without [`SpiceServer::shutdown`] leaves the tasks running
 /// until the runtime ends.
 pub struct SpiceServer {
     shared: Arc<Shared>,
-    local_addr: Option<SocketAddr>,
+    /// Every TCP listener's address, and whether it is TLS.
+    tcp_addrs: Vec<(SocketAddr, bool)>,
     stop: watch::Sender<bool>,
     done_tx: Option<mpsc::Sender<()>>,
     done_rx: mpsc::Receiver<()>,
-    unix_path: Option<PathBuf>,
+    /// Unix socket files this server created, removed at shutdown.
+    unix_paths: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for SpiceServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpiceServer")
-            .field("local_addr", &self.local_addr)
+            .field("tcp_addrs", &self.tcp_addrs)
             .field("clients", &self.client_count())
             .finish_non_exhaustive()
     }
 }
 
 impl SpiceServer {
-    /// Binds the listeners and starts accepting on the current tokio runtime.
+    /// Binds (or adopts) the listeners, reads the TLS files and starts accepting on the
+    /// current tokio runtime.
     pub async fn start(
         config: SpiceConfig,
         display: DisplayHandle,
         input: Arc<dyn InputSink>,
         control: Arc<dyn DisplayControl>,
     ) -> Result<Self, SpiceError> {
-        if config.port.is_none() && config.unix_path.is_none() {
+        if config.listeners.is_empty() {
             return Err(SpiceError::NoListener);
         }
-        let tcp = match config.port {
-            Some(port) => {
-                let addr = SocketAddr::new(config.addr, port);
-                Some(
-                    TcpListener::bind(addr)
-                        .await
-                        .map_err(|e| SpiceError::BindTcp(addr, e))?,
-                )
-            }
-            None => None,
+        let tls = if config.listeners.iter().any(|l| l.tls) {
+            let settings = config.tls.as_ref().ok_or(SpiceError::NoTlsSettings)?;
+            Some(Tls::new(tls::server_config(settings)?))
+        } else {
+            None
         };
-        let unix = match &config.unix_path {
-            Some(path) => {
-                // A socket file left by an earlier run would make bind fail.
-                let _ = std::fs::remove_file(path);
-                Some(UnixListener::bind(path).map_err(|e| SpiceError::BindUnix(path.clone(), e))?)
+        let mut unix_paths = Vec::new();
+        let bound = match bind_all(config.listeners, &mut unix_paths) {
+            Ok(b) => b,
+            Err(e) => {
+                for path in &unix_paths {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
             }
-            None => None,
         };
-        let local_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
         let key = ServerKey::generate().map_err(SpiceError::Key)?;
         let (stop, _) = watch::channel(false);
         let control = LayoutRelay::spawn(control, stop.subscribe());
         let shared = Arc::new(Shared {
             key,
             ticketing: RwLock::new(config.ticketing),
-            sessions: Sessions::new(config.max_clients),
+            sessions: Sessions::new(config.max_clients, config.input),
             display,
             input,
             control,
             started: Instant::now(),
             pipe_budget: config.pipe_budget,
             lz4: config.lz4,
+            stall_timeout: config.stall_timeout,
+            secure_channels: config.secure_channels,
         });
         let (done_tx, done_rx) = mpsc::channel(1);
         // Every session's channels, plus as many links in progress.
@@ -149,46 +274,73 @@ impl SpiceServer {
             config.max_clients.saturating_mul(CHANNELS_PER_SESSION + 1),
         ));
         let counter = Arc::new(AtomicU64::new(0));
-        if let Some(listener) = tcp {
-            info!(addr = ?local_addr, "SPICE server listening");
+        let mut tcp_addrs = Vec::new();
+        for (listener, is_tls) in bound {
             let acceptor = Acceptor {
                 shared: Arc::clone(&shared),
                 stop: stop.subscribe(),
                 done: done_tx.clone(),
                 limit: Arc::clone(&limit),
                 counter: Arc::clone(&counter),
+                tls: if is_tls { tls.clone() } else { None },
             };
-            tokio::spawn(acceptor.run(listener));
-        }
-        if let Some(listener) = unix {
-            info!(path = ?config.unix_path, "SPICE server listening");
-            let acceptor = Acceptor {
-                shared: Arc::clone(&shared),
-                stop: stop.subscribe(),
-                done: done_tx.clone(),
-                limit,
-                counter,
-            };
-            tokio::spawn(acceptor.run(listener));
+            match listener {
+                Bound::Tcp(l) => {
+                    let addr = l.local_addr().ok();
+                    if let Some(addr) = addr {
+                        tcp_addrs.push((addr, is_tls));
+                    }
+                    info!(?addr, tls = is_tls, "SPICE server listening");
+                    tokio::spawn(acceptor.run(l));
+                }
+                Bound::Unix(l) => {
+                    let path = l
+                        .local_addr()
+                        .ok()
+                        .and_then(|a| a.as_pathname().map(PathBuf::from));
+                    info!(?path, tls = is_tls, "SPICE server listening");
+                    tokio::spawn(acceptor.run(l));
+                }
+            }
         }
         Ok(Self {
             shared,
-            local_addr,
+            tcp_addrs,
             stop,
             done_tx: Some(done_tx),
             done_rx,
-            unix_path: config.unix_path,
+            unix_paths,
         })
     }
 
-    /// The TCP listener's address (with the port chosen when 0 was asked).
+    /// The first plaintext TCP listener's address (with the port chosen when 0 was asked).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
+        self.tcp_addrs.iter().find(|(_, t)| !t).map(|(a, _)| *a)
+    }
+
+    /// The first TLS TCP listener's address.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addrs.iter().find(|(_, t)| *t).map(|(a, _)| *a)
+    }
+
+    /// Every TCP listener's address, in configuration order, and whether it is TLS.
+    pub fn local_addrs(&self) -> &[(SocketAddr, bool)] {
+        &self.tcp_addrs
     }
 
     /// Clients (sessions) connected now.
     pub fn client_count(&self) -> usize {
         self.shared.sessions.count()
+    }
+
+    /// Every connected client's statistics, oldest first.
+    pub fn client_stats(&self) -> Vec<ClientStats> {
+        self.shared.sessions.stats()
+    }
+
+    /// The encode-once image cache's counters.
+    pub fn image_cache_stats(&self) -> ImageCacheStats {
+        self.shared.sessions.image_cache().stats()
     }
 
     /// Replaces the password policy for links from now on.
@@ -215,7 +367,7 @@ impl SpiceServer {
                 conn::SHUTDOWN_GRACE
             );
         }
-        if let Some(path) = &self.unix_path {
+        for path in &self.unix_paths {
             let _ = std::fs::remove_file(path);
         }
         info!("SPICE server stopped");
@@ -306,6 +458,8 @@ struct Acceptor {
     done: mpsc::Sender<()>,
     limit: Arc<Semaphore>,
     counter: Arc<AtomicU64>,
+    /// Set on TLS listeners: every connection starts with the handshake.
+    tls: Option<Tls>,
 }
 
 impl Acceptor {
@@ -339,11 +493,15 @@ impl Acceptor {
             let shared = Arc::clone(&self.shared);
             let stop = self.stop.clone();
             let done = self.done.clone();
-            let span = tracing::info_span!("spice", conn = conn_id, %peer);
+            let tls = self.tls.clone();
+            let span = tracing::info_span!("spice", conn = conn_id, %peer, tls = tls.is_some());
             tokio::spawn(
                 async move {
                     let mut ident = Identity::default();
-                    let result = conn::run(stream, shared, stop, &mut ident).await;
+                    let result = match tls {
+                        Some(tls) => serve_tls(&tls, stream, shared, stop, &mut ident).await,
+                        None => conn::run(stream, shared, stop, false, &mut ident).await,
+                    };
                     log_end(&ident, result);
                     drop(permit);
                     drop(done);
@@ -352,6 +510,24 @@ impl Acceptor {
             );
         }
     }
+}
+
+/// The TLS handshake (given up at shutdown), then the connection inside it.
+async fn serve_tls<S>(
+    tls: &Tls,
+    stream: S,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    ident: &mut Identity,
+) -> Result<(), ConnError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let stream = tokio::select! {
+        s = tls.accept(stream) => s?,
+        _ = stop.changed() => return Err(ConnError::Shutdown),
+    };
+    conn::run(stream, shared, stop, true, ident).await
 }
 
 /// The one line per connection that says why it ended.

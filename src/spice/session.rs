@@ -1,15 +1,22 @@
 //! Sessions: one per client, created by its main channel and joined by its other channels
-//! through the session id (brief §1.7); the registry is also the link policy.
+//! through the session id (brief §1.7); the registry is also the link policy, decides whose
+//! input reaches the guest (`--input`), and holds each client's statistics.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tracing::info;
 
+use super::image_cache::{ImageCache, DEFAULT_IMAGE_CACHE_BYTES};
 use super::link::LinkPolicy;
+use super::pipe::PipeStats;
 use super::wire::{
     Caps, ChannelId, ChannelType, DisplayCap, InputsCap, LinkMess, MainCap, MouseMode, SpiceLinkErr,
 };
+use crate::config::InputPolicy;
 
 /// The channels a session offers, in CHANNELS_LIST order (main is the one already open).
 pub const SESSION_CHANNELS: [ChannelId; 3] = [
@@ -30,10 +37,54 @@ pub const SESSION_CHANNELS: [ChannelId; 3] = [
 /// Channel connections one client uses: main plus [`SESSION_CHANNELS`].
 pub const CHANNELS_PER_SESSION: usize = 1 + SESSION_CHANNELS.len();
 
+/// What one client's display channel has done, for [`Sessions::stats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayStats {
+    /// The pipe's counters (images, squashed damage, encode-once cache hits…).
+    pub pipe: PipeStats,
+    /// The client gets LZ4 images (else raw bitmaps).
+    pub lz4: bool,
+    /// Bytes framed for the client and not yet written to its socket, when last sampled.
+    pub pending_bytes: usize,
+    /// The most bytes ever waiting for its socket.
+    pub peak_pending_bytes: usize,
+    /// Bytes framed for it so far.
+    pub bytes_framed: u64,
+}
+
+/// One client as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Its session id.
+    pub session_id: u32,
+    /// How long it has been connected.
+    pub connected_for: Duration,
+    /// Its keyboard and mouse reach the guest (the input policy allows them now).
+    pub input_allowed: bool,
+    /// Its display channel, once linked.
+    pub display: Option<DisplayStats>,
+}
+
+/// Who may type: the policy and, for [`InputPolicy::First`], the longest-connected session.
+#[derive(Debug)]
+struct InputGate {
+    policy: InputPolicy,
+    /// Id of the oldest live session (0: none; ids are never 0).
+    first: AtomicU32,
+}
+
 /// One client.
 #[derive(Debug)]
 pub struct Session {
     id: u32,
+    /// Creation order: the smallest live one is the "first" client.
+    seq: u64,
+    connected: Instant,
+    gate: Arc<InputGate>,
+    /// Shared by every session of the server.
+    cache: Arc<ImageCache>,
+    /// Written by the display channel after each batch; a `Mutex` for a short copy.
+    display: Mutex<Option<DisplayStats>>,
     /// The mouse mode the client asked for; a `Mutex` only for the rare request.
     mouse_mode: Mutex<MouseMode>,
     /// Flips to `true` when the main channel ends: the other channels close with it, as
@@ -67,6 +118,40 @@ impl Session {
     pub fn closed(&self) -> watch::Receiver<bool> {
         self.closed.subscribe()
     }
+
+    /// Whether this client's keyboard, mouse and layout requests reach the guest now.
+    pub fn input_allowed(&self) -> bool {
+        match self.gate.policy {
+            InputPolicy::All => true,
+            InputPolicy::None => false,
+            InputPolicy::First => self.gate.first.load(Ordering::Acquire) == self.id,
+        }
+    }
+
+    /// The input policy.
+    pub fn input_policy(&self) -> InputPolicy {
+        self.gate.policy
+    }
+
+    /// The server's encode-once image cache.
+    pub fn image_cache(&self) -> &Arc<ImageCache> {
+        &self.cache
+    }
+
+    /// Records the display channel's counters.
+    pub fn set_display_stats(&self, stats: DisplayStats) {
+        *self.display.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
+    }
+
+    /// The client's statistics now.
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            session_id: self.id,
+            connected_for: self.connected.elapsed(),
+            input_allowed: self.input_allowed(),
+            display: *self.display.lock().unwrap_or_else(PoisonError::into_inner),
+        }
+    }
 }
 
 /// All live sessions.
@@ -75,6 +160,10 @@ pub struct Sessions {
     /// Held for a lookup or an insert, never across an `.await`.
     map: Mutex<HashMap<u32, Arc<Session>>>,
     max: usize,
+    gate: Arc<InputGate>,
+    cache: Arc<ImageCache>,
+    /// The next session's `seq`; only changed under `map`'s lock.
+    next_seq: AtomicU64,
 }
 
 /// Why a session could not be created.
@@ -89,12 +178,42 @@ pub enum SessionError {
 }
 
 impl Sessions {
-    /// A registry for at most `max` clients.
-    pub fn new(max: usize) -> Self {
+    /// A registry for at most `max` clients whose input reaches the guest as `input` says.
+    pub fn new(max: usize, input: InputPolicy) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
             max,
+            gate: Arc::new(InputGate {
+                policy: input,
+                first: AtomicU32::new(0),
+            }),
+            cache: Arc::new(ImageCache::new(DEFAULT_IMAGE_CACHE_BYTES)),
+            next_seq: AtomicU64::new(0),
         }
+    }
+
+    /// The encode-once image cache the sessions share.
+    pub fn image_cache(&self) -> &Arc<ImageCache> {
+        &self.cache
+    }
+
+    /// Makes the oldest live session the "first" one (called under `map`'s lock).
+    fn elect_first(&self, map: &HashMap<u32, Arc<Session>>) {
+        let first = map.values().min_by_key(|s| s.seq).map_or(0, |s| s.id);
+        let old = self.gate.first.swap(first, Ordering::AcqRel);
+        if old != first && first != 0 && self.gate.policy == InputPolicy::First {
+            info!(
+                session = format!("{first:#x}"),
+                "SPICE client now has the input"
+            );
+        }
+    }
+
+    /// Every live client's statistics, oldest first.
+    pub fn stats(&self) -> Vec<ClientStats> {
+        let mut sessions: Vec<Arc<Session>> = self.lock().values().cloned().collect();
+        sessions.sort_by_key(|s| s.seq);
+        sessions.iter().map(|s| s.stats()).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Session>>> {
@@ -116,10 +235,16 @@ impl Sessions {
         };
         let session = Arc::new(Session {
             id,
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            connected: Instant::now(),
+            gate: Arc::clone(&self.gate),
+            cache: Arc::clone(&self.cache),
+            display: Mutex::new(None),
             mouse_mode: Mutex::new(MouseMode::CLIENT),
             closed: watch::channel(false).0,
         });
         map.insert(id, Arc::clone(&session));
+        self.elect_first(&map);
         Ok(session)
     }
 
@@ -130,7 +255,10 @@ impl Sessions {
 
     /// Ends session `id` and tells its channels.
     pub fn remove(&self, id: u32) {
-        if let Some(session) = self.lock().remove(&id) {
+        let mut map = self.lock();
+        if let Some(session) = map.remove(&id) {
+            self.elect_first(&map);
+            drop(map);
             session.closed.send_replace(true);
         }
     }
@@ -142,7 +270,11 @@ impl Sessions {
 
     /// Ends every session.
     pub fn close_all(&self) {
-        for (_, session) in self.lock().drain() {
+        let mut map = self.lock();
+        let all: Vec<Arc<Session>> = map.drain().map(|(_, s)| s).collect();
+        self.elect_first(&map);
+        drop(map);
+        for session in all {
             session.closed.send_replace(true);
         }
     }
@@ -192,7 +324,7 @@ mod tests {
 
     #[test]
     fn ids_are_unique_non_zero_and_capped() {
-        let s = Sessions::new(3);
+        let s = Sessions::new(3, InputPolicy::All);
         let a = s.create().unwrap();
         let b = s.create().unwrap();
         let _c = s.create().unwrap();
@@ -204,5 +336,35 @@ mod tests {
         assert!(*closed.borrow_and_update());
         assert_eq!(s.count(), 2);
         assert!(s.create().is_ok());
+    }
+
+    #[test]
+    fn first_policy_follows_the_longest_connected_session() {
+        let s = Sessions::new(4, InputPolicy::First);
+        let a = s.create().unwrap();
+        let b = s.create().unwrap();
+        let c = s.create().unwrap();
+        assert!(a.input_allowed() && !b.input_allowed() && !c.input_allowed());
+        s.remove(b.id());
+        assert!(a.input_allowed());
+        s.remove(a.id());
+        assert!(c.input_allowed(), "c is the oldest left");
+        let d = s.create().unwrap();
+        assert!(!d.input_allowed());
+        let stats = s.stats();
+        assert_eq!(
+            stats.iter().map(|st| st.session_id).collect::<Vec<_>>(),
+            [c.id(), d.id()]
+        );
+        assert!(stats[0].input_allowed && !stats[1].input_allowed);
+    }
+
+    #[test]
+    fn all_and_none_policies() {
+        let all = Sessions::new(2, InputPolicy::All);
+        assert!(all.create().unwrap().input_allowed());
+        assert!(all.create().unwrap().input_allowed());
+        let none = Sessions::new(2, InputPolicy::None);
+        assert!(!none.create().unwrap().input_allowed());
     }
 }

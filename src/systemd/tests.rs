@@ -21,6 +21,16 @@ fn close(fd: RawFd) {
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
 
+/// A stand-in for systemd's notify socket in `dir`, whose reads time out after `timeout`, and
+/// a notifier sending to it.
+fn notify_socket(dir: &tempfile::TempDir, timeout: Duration) -> (UnixDatagram, Notifier) {
+    let path = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&path).unwrap();
+    systemd.set_read_timeout(Some(timeout)).unwrap();
+    let notifier = Notifier::to_socket(&path.into_os_string()).unwrap();
+    (systemd, notifier)
+}
+
 #[test]
 fn names_fill_their_slots() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,12 +127,7 @@ fn receive(socket: &UnixDatagram) -> String {
 #[test]
 fn notifications_reach_a_path_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify");
-    let systemd = UnixDatagram::bind(&path).unwrap();
-    systemd
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let notifier = Notifier::to_socket(&path.clone().into_os_string()).unwrap();
+    let (systemd, notifier) = notify_socket(&dir, Duration::from_secs(5));
     assert!(notifier.is_enabled());
     notifier.ready("VMM socket /x; Serving 0 SPICE clients");
     assert_eq!(
@@ -164,12 +169,7 @@ fn disabled_notifier_does_nothing() {
 #[test]
 fn watchdog_pings_until_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify");
-    let systemd = UnixDatagram::bind(&path).unwrap();
-    systemd
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let notifier = Notifier::to_socket(&path.into_os_string()).unwrap();
+    let (systemd, notifier) = notify_socket(&dir, Duration::from_secs(5));
     let shutdown = ShutdownSignal::new().unwrap();
     let thread = start_watchdog(
         notifier,
@@ -190,12 +190,7 @@ fn watchdog_pings_until_shutdown() {
 #[test]
 fn unhealthy_process_stops_pinging() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify");
-    let systemd = UnixDatagram::bind(&path).unwrap();
-    systemd
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let notifier = Notifier::to_socket(&path.into_os_string()).unwrap();
+    let (systemd, notifier) = notify_socket(&dir, Duration::from_millis(200));
     let shutdown = ShutdownSignal::new().unwrap();
     let thread = start_watchdog(
         notifier,

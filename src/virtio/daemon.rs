@@ -128,7 +128,8 @@ fn socket_kind(fd: BorrowedFd<'_>) -> Result<SocketKind, DaemonError> {
     }
 }
 
-fn socket_option(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
+/// An `int` `SOL_SOCKET` option of a socket (SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN, ...).
+pub(crate) fn socket_option(fd: BorrowedFd<'_>, option: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len =
         libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).map_err(io::Error::other)?;
@@ -305,11 +306,25 @@ pub struct BoundSocket {
 }
 
 impl BoundSocket {
+    /// Binds and listens under a temporary name, then renames the socket into place: the file
+    /// appears at bind(2), a moment before listen(2), and a VMM that connects in between is
+    /// refused (QEMU does not retry). The rename makes the path appear already listening.
     fn bind(path: PathBuf) -> Result<Self, DaemonError> {
         remove_stale_socket(&path)?;
-        match UnixListener::bind(&path) {
+        let mut staging = path.clone().into_os_string();
+        staging.push(format!(".{}.binding", std::process::id()));
+        let staging = PathBuf::from(staging);
+        let _ = std::fs::remove_file(&staging);
+        let bound = UnixListener::bind(&staging).and_then(|listener| {
+            std::fs::rename(&staging, &path)?;
+            Ok(listener)
+        });
+        match bound {
             Ok(listener) => Ok(Self { listener, path }),
-            Err(source) => Err(DaemonError::Bind { path, source }),
+            Err(source) => {
+                let _ = std::fs::remove_file(&staging);
+                Err(DaemonError::Bind { path, source })
+            }
         }
     }
 }
@@ -428,6 +443,13 @@ where
     let daemon_result = daemon.wait();
     // Dropping the daemon signals the backend's exit events and joins the vring workers.
     drop(daemon);
+    let disconnected = |reason: &str| {
+        info!(
+            device = name,
+            peer_pid = peer,
+            "Frontend disconnected: {reason}"
+        )
+    };
     match (&end, &daemon_result) {
         (RelayEnd::Failed(e), _) => {
             warn!(device = name, peer_pid = peer, "Frontend disconnected: {e}");
@@ -440,27 +462,9 @@ where
                 "Frontend disconnected: the device refused a request: {e}"
             );
         }
-        (RelayEnd::Stopped, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: shutting down"
-            );
-        }
-        (RelayEnd::DaemonClosed, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: the device ended the connection"
-            );
-        }
-        (RelayEnd::FrontendClosed, _) => {
-            info!(
-                device = name,
-                peer_pid = peer,
-                "Frontend disconnected: the frontend closed the connection"
-            );
-        }
+        (RelayEnd::Stopped, _) => disconnected("shutting down"),
+        (RelayEnd::DaemonClosed, _) => disconnected("the device ended the connection"),
+        (RelayEnd::FrontendClosed, _) => disconnected("the frontend closed the connection"),
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
-//! Helpers shared by the `prod_*` tests: the daemon binary, exit waits, signals, tools that must
-//! be installed (never skipped under CI=true).
+//! Helpers shared by the tests that run the daemon binary (`prod_*`, `daemon_binary`,
+//! `gpu_binary`, ...): the binary, exit waits, signals, tools that must be installed (never
+//! skipped under CI=true).
 
 // Each test file uses part of it.
 #![allow(dead_code)]
 
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -30,12 +32,22 @@ pub fn binary(empty_config: &Path) -> Command {
     command
 }
 
-/// A temporary directory holding an empty `none.toml`, for [`binary`].
+/// A temporary directory holding `none.toml`, for [`binary`]: empty but for a free SPICE port
+/// (tests running at once cannot all have the default 5900; the command line overrides it).
 pub fn scratch() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("none.toml");
-    std::fs::write(&empty, "").unwrap();
+    std::fs::write(&empty, spice_port_line()).unwrap();
     (dir, empty)
+}
+
+/// `spice-port = N` with a port on 127.0.0.1 that was free a moment ago.
+pub fn spice_port_line() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port();
+    format!("spice-port = {port}\n")
 }
 
 pub fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
@@ -50,6 +62,38 @@ pub fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A stand-in for systemd's notify socket at `dir/notify`, with its path; reads wait 100 ms.
+pub fn notify_socket(dir: &Path) -> (PathBuf, UnixDatagram) {
+    let notify = dir.join("notify");
+    let systemd = UnixDatagram::bind(&notify).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    (notify, systemd)
+}
+
+/// Notifications on `socket` until one satisfies `done`; panics when none has `within`.
+pub fn receive_until(
+    socket: &UnixDatagram,
+    within: Duration,
+    mut done: impl FnMut(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let finished = done(&message);
+            messages.push(message);
+            if finished {
+                return messages;
+            }
+        }
+    }
+    panic!("no matching notification; got {messages:?}");
 }
 
 pub fn sigterm(child: &Child) {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use vhost_user_spice::demo::DemoPicture;
 use vhost_user_spice::display::source::{
     Bitmap, BitmapFormat, CursorCommand, CursorShape, DrawCommand, DrawOp, Image, IoRequest,
     IoWork, Rop, Work,
@@ -230,7 +231,9 @@ pub struct Rig {
 /// A server on 127.0.0.1 with a free port over a fresh guest.
 pub async fn start(ticketing: Ticketing) -> Rig {
     start_with(SpiceConfig {
-        port: Some(0),
+        listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+            ([127, 0, 0, 1], 0).into(),
+        )],
         ..SpiceConfig::new(ticketing)
     })
     .await
@@ -245,7 +248,9 @@ pub async fn serve_display(
     let sink = Arc::new(RecordingSink::default());
     let server = SpiceServer::start(
         SpiceConfig {
-            port: Some(0),
+            listeners: vec![vhost_user_spice::spice::ListenerSpec::tcp(
+                ([127, 0, 0, 1], 0).into(),
+            )],
             ..SpiceConfig::new(ticketing)
         },
         display,
@@ -356,12 +361,18 @@ impl PyClient {
 
     /// `host` may be `unix:/path`.
     pub async fn connect_to(host: &str, port: u16, password: Option<&str>) -> Self {
+        let mut args = vec![host.to_owned(), port.to_string()];
+        args.extend(password.map(str::to_owned));
+        Self::spawn(&args).await
+    }
+
+    /// Runs the client with these arguments (see the script's usage: TLS options first).
+    pub async fn spawn(args: &[String]) -> Self {
         use tokio::io::AsyncBufReadExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/spice_client.py");
         let mut cmd = tokio::process::Command::new(PYTHON);
         cmd.arg(script)
-            .args([host, &port.to_string()])
-            .args(password)
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -394,7 +405,11 @@ impl PyClient {
                 .unwrap_or_else(|| {
                     panic!("client exited before {what}; events: {:?}", self.events)
                 });
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            // spice-gtk's own debug output (SPICE_DEBUG=1) goes to stdout as well.
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                eprintln!("client: {line}");
+                continue;
+            };
             self.events.push(event.clone());
             if pred(&event) {
                 return event;
@@ -452,7 +467,34 @@ pub async fn wait_until(pred: impl Fn() -> bool) -> bool {
     }
     pred()
 }
+
+/// 32-bit B, G, R, X pixels as RGB triplets (what a PPM holds).
+pub fn rgb_of_bgrx(bgrx: &[u8]) -> Vec<u8> {
+    bgrx.chunks_exact(4)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect()
+}
+
+/// The demo frame `shot` shows, searching every frame the demo can have drawn by now. The
+/// square alone is compared first: cheap, and only a match is rendered whole.
+pub fn demo_frame(picture: DemoPicture, shot: &(u32, u32, Vec<u8>), upto: u64) -> Option<u64> {
+    assert_eq!((shot.0, shot.1), (picture.width(), picture.height()));
+    let width = picture.width() as usize;
+    let square_matches = |n: u64| {
+        let square = picture.square(n);
+        let want = rgb_of_bgrx(&picture.render(n, square));
+        let row = square.width() as usize * 3;
+        (square.top..square.bottom).enumerate().all(|(i, y)| {
+            let at = (y as usize * width + square.left as usize) * 3;
+            shot.2[at..at + row] == want[i * row..(i + 1) * row]
+        })
+    };
+    (0..=upto)
+        .find(|&n| square_matches(n) && rgb_of_bgrx(&picture.render(n, picture.full())) == shot.2)
+}
+
 pub mod raw;
+pub mod tls;
 
 /// Asserts two `(width, height, rgb)` pictures are equal, naming the first differing pixel
 /// instead of printing megabytes.

@@ -9,11 +9,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vhost_user_spice::spice::wire::{
     Caps, ChannelType, Codec, Frame, Framer, HeaderKind, LinkHeader, LinkMess, Message,
-    MessageWriter,
+    MessageWriter, MsgcDisplayInit, MsgcMainAttachChannels,
 };
 
 /// Waiting for a server that has nothing more to say.
 pub const QUIET: Duration = Duration::from_millis(300);
+/// SPICE_MSG_MAIN_INIT.
+const MAIN_INIT: u16 = 103;
 
 pub struct Raw {
     pub stream: TcpStream,
@@ -54,6 +56,42 @@ impl Raw {
             framer: Framer::new(HeaderKind::Mini, 64 << 20),
             buf: Vec::new(),
         }
+    }
+
+    /// The main channel of a new session, linked and past MAIN_INIT; with the session id.
+    pub async fn main_session(port: u16) -> (Self, u32) {
+        let mut main = Self::connect(port).await;
+        assert_eq!(
+            main.link(ChannelType::MAIN, 0, 0, "").await,
+            LinkOutcome::Result(0)
+        );
+        let init = main.recv_until(MAIN_INIT).await;
+        let session = u32::from_le_bytes(init[..4].try_into().unwrap());
+        (main, session)
+    }
+
+    /// A new session's main channel (channels attached) and its display channel, linked;
+    /// nothing sent on the display channel yet.
+    pub async fn display_session(port: u16) -> (Self, Self) {
+        let (mut main, session) = Self::main_session(port).await;
+        main.send(&MsgcMainAttachChannels::default()).await;
+        let mut display = Self::connect(port).await;
+        assert_eq!(
+            display.link(ChannelType::DISPLAY, session, 0, "").await,
+            LinkOutcome::Result(0)
+        );
+        (main, display)
+    }
+
+    /// DISPLAY_INIT without image caches.
+    pub async fn send_display_init(&mut self) {
+        self.send(&MsgcDisplayInit {
+            pixmap_cache_id: 1,
+            pixmap_cache_size: 0,
+            glz_dictionary_id: 0,
+            glz_dictionary_window_size: 0,
+        })
+        .await;
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {

@@ -146,6 +146,15 @@ impl Drop for TestDaemon {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago: for a daemon's SPICE listener, since
+/// tests running at once cannot all have the default 5900.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
 /// Polls `condition` until it holds; panics after [`TIMEOUT`].
 pub fn wait_until(mut condition: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + TIMEOUT;

@@ -129,8 +129,7 @@ impl TestVmm {
     }
 
     pub fn connect_with(socket: &Path, options: VmmOptions) -> Self {
-        let stream = UnixStream::connect(socket).expect("the daemon accepts connections");
-        Self::from_stream(stream, options)
+        Self::from_stream(connect_retrying(socket), options)
     }
 
     /// Drives a device over an existing connection (e.g. one end of a socketpair whose other end
@@ -451,4 +450,26 @@ fn guest_ram(size: usize) -> GuestMemoryMmap {
         Some(FileOffset::new(file, 0)),
     )])
     .expect("guest RAM can be mapped")
+}
+
+/// How long a test VMM keeps retrying a refused connection, as cloud-hypervisor does (it
+/// retries for 60 s): a socket file appears at bind(2), a moment before listen(2).
+const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+
+fn connect_retrying(socket: &Path) -> UnixStream {
+    let deadline = std::time::Instant::now() + CONNECT_PATIENCE;
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => return stream,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("the daemon accepts connections on {socket:?}: {e}"),
+        }
+    }
 }

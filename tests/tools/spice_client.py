@@ -20,13 +20,16 @@ Events:  {"event": "primary", "width", "height"}      the display's primary surf
 Commands: {"cmd": "dump", "path", "quiet_ms"}  RGB of the primary once no invalidate came
                                                 for quiet_ms
           {"cmd": "key", "scancode"}           press + release (0x1xx = E0-prefixed)
+          {"cmd": "keydown", "scancode"} / {"cmd": "keyup", "scancode"}   one of the two
           {"cmd": "position", "x", "y", "buttons"}
           {"cmd": "press", "button"} / {"cmd": "release", "button"}   1 left 2 middle 3 right
           {"cmd": "resize", "width", "height"} ask the (pseudo-)agent for a monitor size
           {"cmd": "quit"}
 
-Usage: spice_client.py HOST PORT [PASSWORD]; HOST "unix:/path" (PORT ignored) for a unix
-socket. Run with Debian's /usr/bin/python3.
+Usage: spice_client.py [--tls-port N] [--ca-file PEM] [--host-subject SUBJECT] HOST PORT
+[PASSWORD]; HOST "unix:/path" (PORT ignored) for a unix socket; PORT "-" for no plaintext port
+(TLS only). With both ports spice-gtk links on PORT and moves a channel to the TLS port when
+the server answers NEED_SECURED. Run with Debian's /usr/bin/python3.
 """
 
 import ctypes
@@ -79,14 +82,17 @@ def emit(**fields):
 
 
 class Client:
-    def __init__(self, host, port, password):
+    def __init__(self, host, port, password, tls=None):
         self.loop = GLib.MainLoop()
         self.session = Spice.Session()
         if host.startswith("unix:"):
             self.session.set_property("unix-path", host[len("unix:"):])
         else:
             self.session.set_property("host", host)
-            self.session.set_property("port", str(port))
+            if port != "-":
+                self.session.set_property("port", str(port))
+        for prop, value in (tls or {}).items():
+            self.session.set_property(prop, value)
         if password:
             self.session.set_property("password", password)
         for prop in ("enable-audio", "enable-usbredir"):
@@ -191,6 +197,10 @@ class Client:
         elif name == "key":
             self.inputs.key_press(int(cmd["scancode"]))
             self.inputs.key_release(int(cmd["scancode"]))
+        elif name == "keydown":
+            self.inputs.key_press(int(cmd["scancode"]))
+        elif name == "keyup":
+            self.inputs.key_release(int(cmd["scancode"]))
         elif name == "position":
             self.inputs.position(int(cmd["x"]), int(cmd["y"]), 0, int(cmd.get("buttons", 0)))
         elif name == "press":
@@ -225,9 +235,16 @@ class Client:
         return 0
 
 
+TLS_OPTIONS = {"--tls-port": "tls-port", "--ca-file": "ca-file", "--host-subject": "cert-subject"}
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    tls = {}
+    while args and args[0] in TLS_OPTIONS and len(args) > 1:
+        tls[TLS_OPTIONS[args[0]]] = args[1]
+        args = args[2:]
     if len(args) < 2:
         sys.stderr.write(__doc__)
         sys.exit(2)
-    sys.exit(Client(args[0], args[1], args[2] if len(args) > 2 else None).run())
+    sys.exit(Client(args[0], args[1], args[2] if len(args) > 2 else None, tls).run())

@@ -19,6 +19,9 @@
 //! - [`prereq`]: whether VM tests can run here (and installing what is missing).
 //! - [`process`]: [`ChildGuard`], a child process that never outlives its test (use it for the
 //!   backend under test too).
+//! - [`client`]: [`client::SpiceClient`], the scripted spice-gtk client
+//!   (`tests/tools/spice_client.py`).
+//! - [`stack`]: [`stack::SpiceStack`], the daemon's GPU, input and SPICE server in-process.
 //!
 //! Environment: `VUS_QEMU` (QEMU binary), `VUS_GUEST_DIR` (guest image directory),
 //! `VUS_KEEP_VM_DIR=1` (keep each VM's work directory: serial log, QEMU stderr).
@@ -26,9 +29,11 @@
 // Each test binary uses its own subset of these helpers and re-exports.
 #![allow(dead_code, unused_imports)]
 
+pub mod client;
 mod pattern;
 mod prereq;
 mod process;
+pub mod stack;
 
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
@@ -44,7 +49,9 @@ pub use pattern::{
     compare_with_pattern, expected_pattern, parse_ppm, pattern_pixel, read_ppm, Frame, Mismatch,
     PATTERN_TILE,
 };
-pub use prereq::{missing_prerequisites, vm_tests_enabled};
+pub use prereq::{
+    missing_prerequisites, spice_clients_enabled, vm_tests_enabled, PYTHON, SPICY_SCREENSHOT,
+};
 pub use process::ChildGuard;
 
 /// Kernel command line before [`QemuOpts::kernel_args`]: ttyS0 comes last so that `/dev/console`

@@ -111,3 +111,56 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+/// spice-gtk's programs the VM tests drive as SPICE clients.
+pub const SPICY_SCREENSHOT: &str = "/usr/bin/spicy-screenshot";
+/// Debian's Python, which has the GObject bindings (`tests/tools/spice_client.py`).
+pub const PYTHON: &str = "/usr/bin/python3";
+const SPICE_TYPELIB: &str =
+    "/usr/lib/x86_64-linux-gnu/girepository-1.0/SpiceClientGLib-2.0.typelib";
+const PYTHON_GI: &str = "/usr/lib/python3/dist-packages/gi/__init__.py";
+
+fn missing_spice_clients() -> Vec<&'static str> {
+    [SPICY_SCREENSHOT, PYTHON, SPICE_TYPELIB, PYTHON_GI]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect()
+}
+
+/// Whether the real spice-gtk clients (`spicy-screenshot`, the Python binding) can run here,
+/// with the same rule as [`vm_tests_enabled`]: installed by `scripts/install-test-deps.sh` when
+/// root, else a loud skip, or a panic under `CI=true`.
+pub fn spice_clients_enabled() -> bool {
+    static ENABLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let verdict = ENABLED.get_or_init(|| {
+        let mut missing = missing_spice_clients();
+        if !missing.is_empty() && is_root() {
+            let script = workspace_root().join("scripts/install-test-deps.sh");
+            eprintln!(
+                "spice clients: missing {missing:?}; running {}",
+                script.display()
+            );
+            if let Err(e) = Command::new(&script).status() {
+                eprintln!("spice clients: cannot run {}: {e}", script.display());
+            }
+            missing = missing_spice_clients();
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("missing {}", missing.join(", ")))
+        }
+    });
+    match verdict {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "SPICE client tests cannot run under CI=true: {why} (scripts/install-test-deps.sh)"
+            )
+        }
+        Err(why) => {
+            eprintln!("!!!!! SKIPPED: {why} (run scripts/install-test-deps.sh as root)");
+            false
+        }
+    }
+}

@@ -43,6 +43,11 @@ impl ChildGuard {
         self.child.id()
     }
 
+    /// The child itself, e.g. to take its piped stdin and stdout.
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
     /// The exit status if the child has exited, without waiting.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         self.child.try_wait()

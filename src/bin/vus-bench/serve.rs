@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use vhost_user_spice::display::DisplayHandle;
 use vhost_user_spice::guest::{DisplayControl, HeadRequest, InputClientId, InputEvent, InputSink};
 use vhost_user_spice::spice::ticket::Ticketing;
-use vhost_user_spice::spice::{SpiceConfig, SpiceServer, DEFAULT_MAX_CLIENTS};
+use vhost_user_spice::spice::{ListenerSpec, SpiceConfig, SpiceServer, DEFAULT_MAX_CLIENTS};
 
 use crate::{Args, WAIT_POLL};
 
@@ -54,8 +54,9 @@ impl Clients {
             .parse()
             .map_err(|e| format!("bad --addr {}: {e}", args.addr))?;
         let mut config = SpiceConfig::new(Ticketing::Disabled);
-        config.addr = addr;
-        config.port = Some(args.port);
+        config.listeners = vec![ListenerSpec::tcp(std::net::SocketAddr::new(
+            addr, args.port,
+        ))];
         config.max_clients = DEFAULT_MAX_CLIENTS.max(args.wait_clients);
         // spice-ref-server's --image-compression: "off" is raw bitmaps, "lz4" and every other
         // mode our default (LZ4 for clients that decode it).

@@ -10,6 +10,7 @@ use super::{ChannelCore, ChannelError};
 use crate::display::DisplayEvent;
 use crate::spice::outbox::{AckWindow, Outbox};
 use crate::spice::pipe::{Canvas, DisplayPipe, PipeConfig};
+use crate::spice::session::{DisplayStats, Session};
 use crate::spice::wire::{BaseClientMsg, ChannelType, DisplayClientMsg};
 
 /// How long a client may take to send DISPLAY INIT (spice-server `COMMON_CLIENT_TIMEOUT`).
@@ -30,6 +31,10 @@ pub struct DisplayChannel {
     ack: AckWindow,
     pipe: DisplayPipe,
     canvas: Arc<dyn Canvas>,
+    /// Where the client's statistics are published.
+    session: Arc<Session>,
+    peak_pending: usize,
+    bytes_framed: u64,
 }
 
 impl std::fmt::Debug for DisplayChannel {
@@ -42,21 +47,39 @@ impl std::fmt::Debug for DisplayChannel {
 }
 
 impl DisplayChannel {
-    /// A linked display channel: frames SET_ACK.
+    /// A linked display channel of `session`: frames SET_ACK. Its pipe shares encodings
+    /// through the session's image cache.
     pub fn new(
         canvas: Arc<dyn Canvas>,
         config: PipeConfig,
+        session: Arc<Session>,
         now: Instant,
         out: &mut Outbox,
     ) -> Self {
-        Self {
+        let pipe = DisplayPipe::new(config).with_cache(Arc::clone(session.image_cache()));
+        let this = Self {
             phase: Phase::ExpectInit {
                 deadline: now + DISPLAY_INIT_TIMEOUT,
             },
             ack: AckWindow::start(out),
-            pipe: DisplayPipe::new(config),
+            pipe,
             canvas,
-        }
+            session,
+            peak_pending: 0,
+            bytes_framed: 0,
+        };
+        this.publish(out.pending());
+        this
+    }
+
+    fn publish(&self, pending: usize) {
+        self.session.set_display_stats(DisplayStats {
+            pipe: self.pipe.stats(),
+            lz4: self.pipe.config().lz4,
+            pending_bytes: pending,
+            peak_pending_bytes: self.peak_pending,
+            bytes_framed: self.bytes_framed,
+        });
     }
 }
 
@@ -120,11 +143,29 @@ impl ChannelCore for DisplayChannel {
 
     fn poll_transmit(&mut self, out: &mut Outbox) -> bool {
         match self.phase {
-            Phase::Ready => self
-                .pipe
-                .poll_transmit(self.canvas.as_ref(), &self.ack, out),
+            Phase::Ready => {
+                let before = out.pending();
+                let more = self
+                    .pipe
+                    .poll_transmit(self.canvas.as_ref(), &self.ack, out);
+                let pending = out.pending();
+                if pending != before {
+                    // Only framing adds to `pending`, so its peak is seen right here.
+                    let framed = pending.saturating_sub(before);
+                    self.bytes_framed = self
+                        .bytes_framed
+                        .saturating_add(u64::try_from(framed).unwrap_or(u64::MAX));
+                    self.peak_pending = self.peak_pending.max(pending);
+                    self.publish(pending);
+                }
+                more
+            }
             Phase::ExpectInit { .. } => false,
         }
+    }
+
+    fn has_backlog(&self) -> bool {
+        self.phase == Phase::Ready && self.pipe.has_work()
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::{ChannelCore, ChannelError};
 use crate::guest::{InputClient, InputEvent};
 use crate::spice::outbox::Outbox;
 use crate::spice::pipe::Canvas;
+use crate::spice::session::Session;
 use crate::spice::wire::{
     scancode_bytes, BaseClientMsg, ButtonsState, ChannelType, InputsClientMsg, KeyModifiers,
     MouseButton, MsgInputsInit, MsgInputsKeyModifiers, MsgInputsMouseMotionAck,
@@ -68,6 +69,11 @@ pub struct InputsChannel {
     buttons: Option<u16>,
     /// The pointer as relative motion has moved it (server mouse mode).
     pointer: (i64, i64),
+    /// Asked whether the input policy lets this client's events through.
+    session: Arc<Session>,
+    /// Whether the last event was let through (logged when it flips, so once per client
+    /// and policy change, not per event).
+    allowed: Option<bool>,
 }
 
 impl std::fmt::Debug for InputsChannel {
@@ -80,10 +86,12 @@ impl std::fmt::Debug for InputsChannel {
 }
 
 impl InputsChannel {
-    /// A linked inputs channel: frames INIT with the guest's lock LEDs `modifiers`.
+    /// A linked inputs channel of `session`: frames INIT with the guest's lock LEDs
+    /// `modifiers`.
     pub fn new(
         client: InputClient,
         canvas: Arc<dyn Canvas>,
+        session: Arc<Session>,
         modifiers: u16,
         out: &mut Outbox,
     ) -> Self {
@@ -96,7 +104,30 @@ impl InputsChannel {
             motions: 0,
             buttons: None,
             pointer: (0, 0),
+            session,
+            allowed: None,
         }
+    }
+
+    /// Whether the input policy lets this client's events reach the guest now; logs when
+    /// that changes. A view-only client's messages are still read and its motions acked, so
+    /// its pointer keeps moving locally.
+    fn may_input(&mut self) -> bool {
+        let allowed = self.session.input_allowed();
+        if self.allowed != Some(allowed) {
+            if allowed {
+                if self.allowed.is_some() {
+                    info!("SPICE client's input reaches the guest from now on");
+                }
+            } else {
+                info!(
+                    policy = ?self.session.input_policy(),
+                    "SPICE client's keyboard and mouse are ignored (input policy)"
+                );
+            }
+            self.allowed = Some(allowed);
+        }
+        allowed
     }
 
     /// The primary's size, to clamp the pointer to.
@@ -160,6 +191,27 @@ impl ChannelCore for InputsChannel {
     ) -> Result<(), ChannelError> {
         let msg =
             InputsClientMsg::decode(msg_type, body).map_err(ChannelError::malformed(msg_type))?;
+        let input = matches!(
+            msg,
+            InputsClientMsg::KeyDown(_)
+                | InputsClientMsg::KeyUp(_)
+                | InputsClientMsg::KeyScancode(_)
+                | InputsClientMsg::KeyModifiers(_)
+                | InputsClientMsg::MousePosition(_)
+                | InputsClientMsg::MouseMotion(_)
+                | InputsClientMsg::MousePress(_)
+                | InputsClientMsg::MouseRelease(_)
+        );
+        if input && !self.may_input() {
+            if matches!(
+                msg,
+                InputsClientMsg::MousePosition(_) | InputsClientMsg::MouseMotion(_)
+            ) {
+                // Without its acks the client stops sending motion (brief §3.4).
+                self.motion(out);
+            }
+            return Ok(());
+        }
         let client = &self.client;
         let emit = |e| client.input(e);
         match msg {

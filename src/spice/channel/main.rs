@@ -103,6 +103,10 @@ impl MainChannel {
             .ok_or(ChannelError::AgentTokensExhausted)?;
         for action in self.agent.feed(data)? {
             match action {
+                // A view-only client (input policy) does not change the guest's layout.
+                AgentAction::Layout(heads) if !self.session.input_allowed() => {
+                    debug!(?heads, "layout request of a view-only client ignored");
+                }
                 AgentAction::Layout(heads) => {
                     debug!(?heads, "client asks for a display layout");
                     self.control.request_layout(&heads);

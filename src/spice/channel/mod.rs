@@ -100,6 +100,13 @@ pub trait ChannelCore: Send {
         false
     }
 
+    /// Whether the core holds work it is waiting to frame (the ACK window or the byte budget
+    /// stops it). With bytes waiting for the socket, this is what makes a client that reads
+    /// nothing a stalled one.
+    fn has_backlog(&self) -> bool {
+        false
+    }
+
     /// A line of counters for the connection's final log entry, if the core keeps any.
     fn summary(&self) -> Option<String> {
         None

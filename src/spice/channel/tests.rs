@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::config::InputPolicy;
 use crate::display::source::CursorShape;
 use crate::display::{self, CursorEvent, CursorState, Point, Rect, SurfaceInfo};
 use crate::guest::{
@@ -84,7 +85,7 @@ impl DisplayControl for Layouts {
 
 #[test]
 fn main_greets_lists_channels_and_honours_mouse_mode() {
-    let sessions = Sessions::new(4);
+    let sessions = Sessions::new(4, InputPolicy::All);
     let session = sessions.create().unwrap();
     let mut out = outbox();
     let mut main = MainChannel::new(
@@ -132,7 +133,7 @@ fn main_greets_lists_channels_and_honours_mouse_mode() {
 
 #[test]
 fn main_returns_agent_tokens_in_batches() {
-    let sessions = Sessions::new(4);
+    let sessions = Sessions::new(4, InputPolicy::All);
     let mut out = outbox();
     let mut main = MainChannel::new(
         sessions.create().unwrap(),
@@ -264,7 +265,8 @@ fn inputs_ack_every_fourth_motion_and_clamp_relative_motion() {
     let sink = Arc::new(Sink::default());
     let mut out = outbox();
     let client = InputClient::new(sink.clone(), InputClientId(7));
-    let mut inputs = InputsChannel::new(client, canvas(), 2, &mut out);
+    let session = Sessions::new(4, InputPolicy::All).create().unwrap();
+    let mut inputs = InputsChannel::new(client, canvas(), session, 2, &mut out);
     let init = sent(&mut out);
     assert_eq!(init, [(InputsMsg::INIT.0, vec![2, 0])]);
     let now = Instant::now();
@@ -379,6 +381,54 @@ fn inputs_ack_every_fourth_motion_and_clamp_relative_motion() {
     assert_eq!(*sink.released.lock().unwrap(), [InputClientId(7)]);
 }
 
+fn session() -> Arc<crate::spice::session::Session> {
+    Sessions::new(4, InputPolicy::All).create().unwrap()
+}
+
+#[test]
+fn inputs_policy_drops_viewers_events_but_acks_their_motion() {
+    let sink = Arc::new(Sink::default());
+    let sessions = Sessions::new(4, InputPolicy::First);
+    let first = sessions.create().unwrap();
+    let viewer = sessions.create().unwrap();
+    let mut out = outbox();
+    let mut inputs = InputsChannel::new(
+        InputClient::new(sink.clone(), InputClientId(2)),
+        canvas(),
+        Arc::clone(&viewer),
+        0,
+        &mut out,
+    );
+    sent(&mut out);
+    let now = Instant::now();
+    let pos = |x| MsgcInputsMousePosition {
+        x,
+        y: 1,
+        buttons_state: ButtonsState::NONE,
+        display_id: 0,
+    };
+    for x in 0..4 {
+        inputs
+            .handle_message(InputsMsgc::MOUSE_POSITION.0, &body(&pos(x)), now, &mut out)
+            .unwrap();
+    }
+    assert_eq!(sent(&mut out), [(InputsMsg::MOUSE_MOTION_ACK.0, vec![])]);
+    assert!(sink.events.lock().unwrap().is_empty(), "a viewer's input");
+
+    // The first client leaves: the viewer is now the longest connected and may type.
+    sessions.remove(first.id());
+    inputs
+        .handle_message(InputsMsgc::MOUSE_POSITION.0, &body(&pos(9)), now, &mut out)
+        .unwrap();
+    assert_eq!(
+        *sink.events.lock().unwrap(),
+        [
+            InputEvent::PointerPosition { x: 9, y: 1 },
+            InputEvent::Buttons { mask: 0 }
+        ]
+    );
+}
+
 #[test]
 fn display_waits_for_init_then_times_out() {
     let now = Instant::now();
@@ -388,7 +438,7 @@ fn display_waits_for_init_then_times_out() {
         lz4: false,
         monitors_config: true,
     };
-    let mut display = DisplayChannel::new(canvas(), config, now, &mut out);
+    let mut display = DisplayChannel::new(canvas(), config, session(), now, &mut out);
     assert_eq!(sent(&mut out).len(), 1, "SET_ACK only");
     assert!(!display.poll_transmit(&mut out));
     assert!(sent(&mut out).is_empty(), "nothing before INIT");
@@ -402,7 +452,7 @@ fn display_waits_for_init_then_times_out() {
         Err(ChannelError::InitTimeout(_))
     ));
 
-    let mut display = DisplayChannel::new(canvas(), config, now, &mut out);
+    let mut display = DisplayChannel::new(canvas(), config, session(), now, &mut out);
     sent(&mut out);
     let init = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     display

@@ -53,6 +53,34 @@ pub trait LinkPolicy {
     fn admit(&self, link: &LinkMess) -> Result<(), SpiceLinkErr>;
 }
 
+/// Which channel types must arrive over TLS (spice-server's `secure-channels`). A link for
+/// one of them on a plaintext connection is answered with a `NEED_SECURED` link reply;
+/// spice-gtk then reconnects that channel to the TLS port, if it was given one (brief §1.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SecureChannels(u32);
+
+impl SecureChannels {
+    /// Every channel may come over plaintext (spice-server's default).
+    pub const NONE: Self = Self(0);
+    /// Every channel needs TLS.
+    pub const ALL: Self = Self(u32::MAX);
+
+    /// These and `channel_type`.
+    #[must_use]
+    pub fn with(self, channel_type: ChannelType) -> Self {
+        Self(self.0 | Self::bit(channel_type))
+    }
+
+    /// Whether `channel_type` needs TLS.
+    pub fn requires(self, channel_type: ChannelType) -> bool {
+        self == Self::ALL || self.0 & Self::bit(channel_type) != 0
+    }
+
+    fn bit(channel_type: ChannelType) -> u32 {
+        1u32.checked_shl(u32::from(channel_type.0)).unwrap_or(0)
+    }
+}
+
 /// What the link machine needs besides bytes and time.
 pub struct LinkContext<'c> {
     /// The server's RSA key.
@@ -61,6 +89,10 @@ pub struct LinkContext<'c> {
     pub ticketing: &'c Ticketing,
     /// Channels and sessions.
     pub policy: &'c dyn LinkPolicy,
+    /// Whether this connection is TLS.
+    pub secured: bool,
+    /// Channels refused on a plaintext connection.
+    pub secure_channels: SecureChannels,
 }
 
 /// Why a link failed. Each variant fixes what, if anything, the client is told
@@ -95,6 +127,9 @@ pub enum LinkError {
         /// Id asked for.
         channel_id: u8,
     },
+    /// Client asked for a channel that needs TLS on a plaintext connection.
+    #[error("Client asked for channel {0:?} over plaintext; it needs TLS")]
+    NeedSecured(ChannelType),
     /// Client chose an auth mechanism we did not offer.
     #[error("Client chose auth mechanism {0:?}, which is not offered")]
     AuthMechanismNotOffered(AuthMechanism),
@@ -130,6 +165,7 @@ impl LinkError {
             | Self::VersionMismatch { .. }
             | Self::LinkSizeOutOfRange(_)
             | Self::MalformedLinkMess(_)
+            | Self::NeedSecured(_)
             | Self::ChannelNotServed { .. } => Refusal::LinkReply,
             Self::AuthMechanismNotOffered(_) | Self::Ticket(_) | Self::NotAdmitted(_) => {
                 Refusal::LinkResult
@@ -150,6 +186,7 @@ impl From<&LinkError> for SpiceLinkErr {
             LinkError::UnknownChannelType(_) | LinkError::ChannelNotServed { .. } => {
                 Self::CHANNEL_NOT_AVAILABLE
             }
+            LinkError::NeedSecured(_) => Self::NEED_SECURED,
             LinkError::AuthMechanismNotOffered(_) => Self::INVALID_DATA,
             LinkError::Ticket(_) => Self::PERMISSION_DENIED,
             // OK is no refusal: a policy that returns it as one gets the generic error.
@@ -339,6 +376,10 @@ impl ExpectLinkMess {
                 LinkError::UnknownChannelType(mess.channel_type),
                 out,
             ));
+        }
+        // spice-server checks the transport before the channel (`reds_security_check`).
+        if !cx.secured && cx.secure_channels.requires(mess.channel_type) {
+            return Err(refuse(LinkError::NeedSecured(mess.channel_type), out));
         }
         let Some(channel_caps) = cx.policy.channel_caps(mess.channel_type, mess.channel_id) else {
             return Err(refuse(

@@ -72,6 +72,8 @@ fn run(
         key: test_key(),
         ticketing,
         policy: &TestPolicy,
+        secured: false,
+        secure_channels: SecureChannels::NONE,
     };
     let mut state = LinkState::new(now);
     let mut out = Vec::new();
@@ -142,6 +144,8 @@ fn whole_exchange_in_one_buffer() {
         key: test_key(),
         ticketing: &password("pw"),
         policy: &TestPolicy,
+        secured: false,
+        secure_channels: SecureChannels::NONE,
     };
     let mut input = gtk_client(b"pw");
     input.extend_from_slice(&[0x65, 0x00]); // first data-phase bytes stay unused
@@ -389,6 +393,8 @@ fn run_lenient(ticketing: &Ticketing, input: &[u8]) -> (Result<LinkState, LinkEr
         key: test_key(),
         ticketing,
         policy: &TestPolicy,
+        secured: false,
+        secure_channels: SecureChannels::NONE,
     };
     let mut out = Vec::new();
     let now = Instant::now();
@@ -396,4 +402,50 @@ fn run_lenient(ticketing: &Ticketing, input: &[u8]) -> (Result<LinkState, LinkEr
         .handle(input, now, &cx, &mut out)
         .map(|(s, _)| s);
     (r, out)
+}
+
+/// Runs the whole input at once with a transport policy.
+fn run_secure(
+    input: &[u8],
+    secured: bool,
+    secure_channels: SecureChannels,
+) -> (Result<LinkState, LinkError>, Vec<u8>) {
+    let ticketing = password("pw");
+    let cx = LinkContext {
+        key: test_key(),
+        ticketing: &ticketing,
+        policy: &TestPolicy,
+        secured,
+        secure_channels,
+    };
+    let mut out = Vec::new();
+    let now = Instant::now();
+    let r = LinkState::new(now)
+        .handle(input, now, &cx, &mut out)
+        .map(|(s, _)| s);
+    (r, out)
+}
+
+#[test]
+fn secure_channel_over_plaintext_is_need_secured_before_any_key() {
+    let only_main = SecureChannels::NONE.with(ChannelType::MAIN);
+    let (state, out) = run_secure(&gtk_client(b"pw"), false, only_main);
+    assert!(matches!(
+        state,
+        Err(LinkError::NeedSecured(ChannelType::MAIN))
+    ));
+    assert_error_reply(&out, SpiceLinkErr::NEED_SECURED);
+    // The same link over TLS goes through; so does a channel the policy leaves alone.
+    let (state, _) = run_secure(&gtk_client(b"pw"), true, only_main);
+    assert!(matches!(state, Ok(LinkState::Linked(_))));
+    let display = link_bytes(ChannelType::DISPLAY, 0x1234, 0x0d);
+    let (state, _) = run_secure(&display, false, only_main);
+    assert!(matches!(state, Ok(LinkState::ExpectAuthMechanism(_))));
+    let (state, out) = run_secure(&display, false, SecureChannels::ALL);
+    assert!(matches!(state, Err(LinkError::NeedSecured(_))));
+    assert_error_reply(&out, SpiceLinkErr::NEED_SECURED);
+    assert!(SecureChannels::ALL.requires(ChannelType(200)));
+    assert!(!SecureChannels::NONE
+        .with(ChannelType(200))
+        .requires(ChannelType(200)));
 }

@@ -404,6 +404,37 @@ fn lz4_images_decode_to_the_canvas() {
 }
 
 #[test]
+fn encode_once_serves_every_client_reading_the_same_generation() {
+    let lz4 = PipeConfig {
+        lz4: true,
+        ..CONFIG
+    };
+    let cache = Arc::new(ImageCache::new(1 << 20));
+    let mut a = Rig::new(lz4);
+    let mut b = Rig::new(lz4);
+    a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    for rig in [&mut a, &mut b] {
+        rig.pipe.resync(&rig.canvas);
+        let e = rig.canvas.paint(Rect::ltrb(3, 4, 40, 30), 0x5a);
+        rig.event(e);
+        rig.drain();
+        rig.assert_converged();
+    }
+    assert_eq!(a.pipe.stats().cache_hits, 0);
+    assert_eq!(b.pipe.stats().cache_hits, b.pipe.stats().lz4_images);
+    assert!(b.pipe.stats().cache_hits >= 1);
+
+    // Another generation of the same rectangle is encoded afresh.
+    let e = b.canvas.paint(Rect::ltrb(3, 4, 40, 30), 0x11);
+    b.event(e);
+    let hits = b.pipe.stats().cache_hits;
+    b.drain();
+    b.assert_converged();
+    assert_eq!(b.pipe.stats().cache_hits, hits);
+}
+
+#[test]
 fn reset_clears_the_client() {
     let mut rig = Rig::new(CONFIG);
     rig.drain();

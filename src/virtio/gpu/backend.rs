@@ -4,27 +4,23 @@
 //! (the crate's blanket impl makes the `Arc` a backend, and it is `Clone`).
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tracing::{debug, warn};
-use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost::vhost_user::message::VhostUserProtocolFeatures;
 use vhost::vhost_user::{Backend, GpuBackend as GpuSocket};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
-use virtio_bindings::virtio_config::{VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1};
 use virtio_bindings::virtio_gpu::VIRTIO_GPU_F_EDID;
-use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use virtio_queue::{DescriptorChain, QueueT, Reader, Writer};
-use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
+use virtio_queue::{DescriptorChain, Reader, Writer};
+use vm_memory::GuestMemoryAtomic;
 use vmm_sys_util::epoll::EventSet;
-use vmm_sys_util::event::{
-    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
-};
+use vmm_sys_util::event::{EventConsumer, EventNotifier};
 
 use super::control::GpuControl;
 use super::device::{GpuConfig, GpuDevice};
 use super::error::GpuError;
 use super::sink::DisplaySink;
+use crate::virtio::vring::{self, GuestMemory, Memory, Rings};
 use crate::virtio::ConfigChangeNotifier;
 
 /// Queue 0: control commands.
@@ -35,23 +31,15 @@ const NUM_QUEUES: usize = 2;
 /// Must be at least every size a frontend sets (QEMU: 64 and 16; cloud-hypervisor: from its
 /// command line, typically 256 and 16), else SET_VRING_NUM fails.
 pub const MAX_QUEUE_SIZE: usize = 1024;
-/// vhost-user limits config accesses to 4 KiB (`VHOST_USER_CONFIG_SIZE` in the vhost crate).
-const MAX_CONFIG_ACCESS: usize = 0x1000;
 /// Offset of `events_clear` in `virtio_gpu_config`; the only field the driver writes.
 const EVENTS_CLEAR_OFFSET: usize = 4;
-
-type GuestMemory = GuestMemoryMmap<()>;
-type Memory = GuestMemoryLoadGuard<GuestMemory>;
 
 /// The virtio-gpu backend of one frontend connection.
 pub struct GpuBackend<S: DisplaySink> {
     device: Arc<Mutex<GpuDevice<S>>>,
     control: GpuControl,
     edid: bool,
-    /// Replaced by SET_MEM_TABLE / ADD_MEM_REG; `.memory()` is taken per batch of work.
-    mem: Mutex<Option<GuestMemoryAtomic<GuestMemory>>>,
-    event_idx: AtomicBool,
-    exit: (EventConsumer, EventNotifier),
+    rings: Rings,
     /// Kept for the lifetime of the connection; config changes go through the daemon's
     /// notifier, since `Backend` cannot send them (see `virtio::ConfigChangeNotifier`).
     backend_req: Mutex<Option<Backend>>,
@@ -68,15 +56,12 @@ impl<S: DisplaySink + 'static> GpuBackend<S> {
     ) -> Result<Self, GpuError> {
         let device = Arc::new(Mutex::new(GpuDevice::new(&config, sink)?));
         let control = GpuControl::new(device.clone(), notifier);
-        let exit =
-            new_event_consumer_and_notifier(EventFlag::NONBLOCK).map_err(GpuError::ExitEvent)?;
+        let rings = Rings::new("virtio-gpu").map_err(GpuError::ExitEvent)?;
         Ok(Self {
             device,
             control,
             edid: config.edid,
-            mem: Mutex::new(None),
-            event_idx: AtomicBool::new(false),
-            exit,
+            rings,
             backend_req: Mutex::new(None),
             gpu_socket: Mutex::new(None),
         })
@@ -93,46 +78,19 @@ impl<S: DisplaySink + 'static> GpuBackend<S> {
     }
 
     fn process_queue(&self, vring: &VringRwLock, queue: u16) -> io::Result<()> {
-        let atomic = self
-            .mem
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let Some(atomic) = atomic else {
+        let Some(mem) = self.rings.memory() else {
             debug!("virtio-gpu: queue {queue} kicked before guest memory was set");
             return Ok(());
         };
-        let mem = atomic.memory();
-        let event_idx = self.event_idx.load(Ordering::Relaxed);
-        loop {
-            if event_idx {
-                vring.disable_notification().map_err(io::Error::other)?;
-            }
-            self.drain(vring, &mem, queue, event_idx)?;
-            // With EVENT_IDX, re-enabling reports whether the driver added work meanwhile.
-            if !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
-                break;
-            }
-        }
-        Ok(())
+        self.rings.rounds(vring, || {
+            self.drain(vring, &mem, queue)?;
+            Ok(true)
+        })
     }
 
-    fn drain(
-        &self,
-        vring: &VringRwLock,
-        mem: &Memory,
-        queue: u16,
-        event_idx: bool,
-    ) -> io::Result<()> {
+    fn drain(&self, vring: &VringRwLock, mem: &Memory, queue: u16) -> io::Result<()> {
         let mut used = false;
-        loop {
-            // Popped in its own statement: the ring's write guard must be gone before
-            // `add_used` takes it again (a `while let` would hold it and deadlock).
-            let chain = vring
-                .get_mut()
-                .get_queue_mut()
-                .pop_descriptor_chain(mem.clone());
-            let Some(chain) = chain else { break };
+        while let Some(chain) = vring::pop(vring, mem) {
             let head = chain.head_index();
             let len = if queue == CONTROL_QUEUE {
                 self.run_control(chain, mem)
@@ -143,10 +101,7 @@ impl<S: DisplaySink + 'static> GpuBackend<S> {
             vring.add_used(head, len).map_err(io::Error::other)?;
             used = true;
         }
-        if used && (!event_idx || vring.needs_notification().map_err(io::Error::other)?) {
-            vring.signal_used_queue()?;
-        }
-        Ok(())
+        self.rings.signal(vring, used)
     }
 
     /// Runs one control chain; returns the used length (response bytes written).
@@ -196,17 +151,9 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
     }
 
     /// Never offers what is not implemented (VIRGL, RESOURCE_BLOB, IN_ORDER, ...), with one
-    /// exception: RING_RESET. QEMU's virtio-pci offers it to the guest by itself and then
-    /// acks it in SET_FEATURES, and vhost-user-backend 0.24 (`VhostUserHandler::set_features`)
-    /// answers a bit we did not offer with InvalidParam and drops the connection. Offering it
-    /// costs nothing: queue reset is the frontend's business (QEMU's vhost-user-gpu has no
-    /// `queue_reset` hook, cloud-hypervisor strips the bit) and Linux's virtio-gpu never uses it.
+    /// exception: RING_RESET (see `vring::BASE_FEATURES`).
     fn features(&self) -> u64 {
-        let mut features = (1 << VIRTIO_F_VERSION_1)
-            | (1 << VIRTIO_F_RING_RESET)
-            | (1 << VIRTIO_RING_F_INDIRECT_DESC)
-            | (1 << VIRTIO_RING_F_EVENT_IDX)
-            | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
+        let mut features = vring::BASE_FEATURES;
         if self.edid {
             features |= 1 << VIRTIO_GPU_F_EDID;
         }
@@ -219,10 +166,7 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        VhostUserProtocolFeatures::CONFIG
-            | VhostUserProtocolFeatures::MQ
-            | VhostUserProtocolFeatures::REPLY_ACK
-            | VhostUserProtocolFeatures::BACKEND_REQ
+        vring::protocol_features()
     }
 
     fn reset_device(&self) {
@@ -230,28 +174,13 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
     }
 
     fn set_event_idx(&self, enabled: bool) {
-        self.event_idx.store(enabled, Ordering::Relaxed);
+        self.rings.set_event_idx(enabled);
     }
 
-    /// Exactly `size` bytes for any offset, zero past the 16-byte config: a short reply is an
-    /// error in QEMU and a panic in cloud-hypervisor.
+    /// Exactly `size` bytes for any offset, zero past the 16-byte config.
     fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if size > MAX_CONFIG_ACCESS {
-            // The vhost crate refuses such a request before it reaches us.
-            return Vec::new();
-        }
         let config = self.device().config_space();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        (0..size)
-            .map(|i| {
-                start
-                    .checked_add(i)
-                    .and_then(|p| config.get(p))
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .collect()
+        vring::config_window(&config, offset, size)
     }
 
     /// Only `events_clear` is taken; QEMU writes the whole (cached) config back each time.
@@ -272,7 +201,7 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
     }
 
     fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemory>) -> io::Result<()> {
-        *self.mem.lock().unwrap_or_else(PoisonError::into_inner) = Some(mem);
+        self.rings.set_memory(mem);
         Ok(())
     }
 
@@ -294,13 +223,7 @@ impl<S: DisplaySink + 'static> VhostUserBackend for GpuBackend<S> {
     }
 
     fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
-        match (self.exit.0.try_clone(), self.exit.1.try_clone()) {
-            (Ok(consumer), Ok(notifier)) => Some((consumer, notifier)),
-            (Err(e), _) | (_, Err(e)) => {
-                warn!("virtio-gpu: cannot clone the exit event: {e}");
-                None
-            }
-        }
+        self.rings.exit_event()
     }
 
     fn handle_event(

@@ -1,8 +1,5 @@
 //! Backend tests: real split virtqueues (virtio-queue's mock layout) over small guest memory.
 
-use std::fs::File;
-use std::io::{ErrorKind, Read};
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,6 +16,7 @@ use crate::virtio::gpu::edid::EDID_BLOCK_SIZE;
 use crate::virtio::gpu::protocol::{ctrl_type as t, Rect, FLAG_FENCE};
 use crate::virtio::gpu::sink::SinkRect;
 use crate::virtio::gpu::testutil::*;
+use crate::virtio::testutil::{ready_vring, signalled, RingAddrs};
 
 const MEM_SIZE: u64 = 0x40_0000;
 const QUEUE_SIZE: u16 = 256;
@@ -53,16 +51,12 @@ impl<'m> Harness<'m> {
         let mut calls = Vec::new();
         for addr in QUEUE_ADDR {
             let q = MockSplitQueue::create(mem, GuestAddress(addr), QUEUE_SIZE);
-            let vring = VringRwLock::new(atomic.clone(), QUEUE_SIZE).expect("vring");
-            vring.set_queue_size(QUEUE_SIZE);
-            vring
-                .set_queue_info(q.desc_table_addr().0, q.avail_addr().0, q.used_addr().0)
-                .expect("queue addresses");
-            vring.set_queue_ready(true);
-            vring.set_enabled(true);
-            let (ours, theirs) = UnixStream::pair().expect("call socket");
-            ours.set_nonblocking(true).expect("nonblocking");
-            vring.set_call(Some(File::from(OwnedFd::from(theirs))));
+            let addrs = RingAddrs {
+                desc: q.desc_table_addr(),
+                avail: q.avail_addr(),
+                used: q.used_addr(),
+            };
+            let (vring, ours) = ready_vring(&atomic, QUEUE_SIZE, &addrs);
             queues.push(q);
             vrings.push(vring);
             calls.push(ours);
@@ -136,12 +130,7 @@ impl<'m> Harness<'m> {
 
     /// Whether the queue's call fd was signalled since the last check.
     fn signalled(&self, queue: usize) -> bool {
-        let mut buf = [0u8; 64];
-        match (&self.calls[queue]).read(&mut buf) {
-            Ok(n) => n > 0,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-            Err(e) => panic!("call socket: {e}"),
-        }
+        signalled(&self.calls[queue])
     }
 
     fn used(&self, queue: usize) -> Vec<(u32, u32)> {

@@ -2,38 +2,21 @@
 //! serving `Arc<GpuBackend>`, file-backed shared guest memory at a non-zero address.
 
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserHeaderFlag};
-use vhost::vhost_user::{Frontend, Listener, VhostUserFrontend};
-use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use vhost::vhost_user::message::VhostUserConfigFlags;
+use vhost::vhost_user::VhostUserFrontend;
 use vhost_user_backend::VhostUserDaemon;
 use virtio_bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use virtio_queue::desc::{split::Descriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
-use vm_memory::{
-    Bytes, FileOffset, GuestAddress, GuestMemoryAtomic, GuestMemoryBackend, GuestMemoryMmap,
-};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
 
 use super::*;
 use crate::virtio::gpu::protocol::ctrl_type as t;
 use crate::virtio::gpu::testutil::*;
+use crate::virtio::testutil::{connect, shared_memory, start_vring, wait_for, RingAddrs, GPA};
 
-/// A guest-physical base that is not 0 catches GPA/HVA mix-ups.
-const GPA: u64 = 0x4000_0000;
-const MEM_SIZE: u64 = 0x10_0000;
 const QUEUE_SIZE: u16 = 64;
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn wait_for(call: &EventFd) {
-    let deadline = Instant::now() + CALL_TIMEOUT;
-    while call.read().is_err() {
-        assert!(Instant::now() < deadline, "no used-buffer notification");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
 
 #[test]
 fn frontend_drives_the_daemon_through_display_info_and_config() {
@@ -48,20 +31,7 @@ fn frontend_drives_the_daemon_through_display_info_and_config() {
         GuestMemoryAtomic::new(GuestMemoryMmap::new()),
     )
     .expect("daemon");
-    let mut listener = Listener::new(&path, true).expect("listener");
-    // The connection waits in the backlog until the daemon accepts it.
-    let mut frontend = Frontend::connect(&path, 2).expect("connect");
-    daemon.start(&mut listener).expect("start");
-
-    frontend.set_owner().expect("set_owner");
-    let features = frontend.get_features().expect("features");
-    // As QEMU does: ack everything offered (RING_RESET included).
-    frontend.set_features(features).expect("set_features");
-    let proto = frontend.get_protocol_features().expect("protocol features");
-    frontend
-        .set_protocol_features(proto)
-        .expect("set protocol features");
-    frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+    let mut frontend = connect(&mut daemon, &path);
     assert_eq!(frontend.get_queue_num().expect("queue num"), 2);
 
     // cloud-hypervisor forwards the guest's own offsets and widths; every reply is exact.
@@ -77,39 +47,16 @@ fn frontend_drives_the_daemon_through_display_info_and_config() {
         .expect("get_config");
     assert_eq!(scanouts, 1u32.to_le_bytes());
 
-    // Shared guest memory.
-    let file = tempfile::tempfile().expect("memory file");
-    file.set_len(MEM_SIZE).expect("size");
-    let mem = GuestMemoryMmap::<()>::from_ranges_with_files(&[(
-        GuestAddress(GPA),
-        MEM_SIZE as usize,
-        Some(FileOffset::new(file, 0)),
-    )])
-    .expect("guest memory");
-    let hva = |gpa: GuestAddress| mem.get_host_address(gpa).expect("mapped") as u64;
-    let region = mem.find_region(GuestAddress(GPA)).expect("region");
-    let info = VhostUserMemoryRegionInfo::from_guest_region(region).expect("region info");
-    frontend.set_mem_table(&[info]).expect("mem table");
+    let mem = shared_memory(&mut frontend);
 
     // Control queue at GPA, data after it.
     let q = MockSplitQueue::create(&mem, GuestAddress(GPA), QUEUE_SIZE);
-    let kick = EventFd::new(EFD_NONBLOCK).expect("kick");
-    let call = EventFd::new(EFD_NONBLOCK).expect("call");
-    frontend.set_vring_num(0, QUEUE_SIZE).expect("num");
-    let config = VringConfigData {
-        queue_max_size: QUEUE_SIZE,
-        queue_size: QUEUE_SIZE,
-        flags: 0,
-        desc_table_addr: hva(q.desc_table_addr()),
-        used_ring_addr: hva(q.used_addr()),
-        avail_ring_addr: hva(q.avail_addr()),
-        log_addr: None,
+    let addrs = RingAddrs {
+        desc: q.desc_table_addr(),
+        avail: q.avail_addr(),
+        used: q.used_addr(),
     };
-    frontend.set_vring_addr(0, &config).expect("addr");
-    frontend.set_vring_base(0, 0).expect("base");
-    frontend.set_vring_call(0, &call).expect("call");
-    frontend.set_vring_kick(0, &kick).expect("kick");
-    frontend.set_vring_enable(0, true).expect("enable");
+    let (kick, call) = start_vring(&mut frontend, &mem, 0, QUEUE_SIZE, &addrs);
 
     let req_addr = GPA + 0x8000;
     let resp_addr = GPA + 0x9000;

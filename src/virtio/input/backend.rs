@@ -5,21 +5,16 @@
 //! with that daemon so input from other threads reaches the guest without waiting for a kick.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing::debug;
-use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost::vhost_user::message::VhostUserProtocolFeatures;
 use vhost::vhost_user::Backend;
 use vhost_user_backend::{VhostUserBackend, VhostUserDaemon, VringRwLock, VringT};
-use virtio_bindings::virtio_config::{VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1};
-use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{DescriptorChain, QueueT, Reader, Writer};
-use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard, GuestMemoryMmap};
+use vm_memory::GuestMemoryAtomic;
 use vmm_sys_util::epoll::EventSet;
-use vmm_sys_util::event::{
-    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
-};
+use vmm_sys_util::event::{EventConsumer, EventNotifier};
 
 use super::device::{InputConfig, LogKind};
 use super::error::InputError;
@@ -27,6 +22,7 @@ use super::handle::InputHandle;
 use super::protocol::{
     config_space, select, VirtioInputEvent, CONFIG_SELECT_OFFSET, CONFIG_SUBSEL_OFFSET,
 };
+use crate::virtio::vring::{self, GuestMemory, Memory, Rings};
 use crate::virtio::ConfigChangeNotifier;
 
 /// Queue 0: events to the guest.
@@ -41,21 +37,13 @@ const _: () = assert!(WAKE_EVENT as usize > NUM_QUEUES);
 /// At least every size a frontend sets: QEMU's vhost-user-input fixes 4; cloud-hypervisor
 /// takes it from its command line (Linux posts at most 64 event buffers anyway).
 pub const MAX_QUEUE_SIZE: usize = 1024;
-/// vhost-user limits config accesses to 4 KiB (`VHOST_USER_CONFIG_SIZE` in the vhost crate).
-const MAX_CONFIG_ACCESS: usize = 0x1000;
-
-type GuestMemory = GuestMemoryMmap<()>;
-type Memory = GuestMemoryLoadGuard<GuestMemory>;
 
 /// The virtio-input backend of one frontend connection.
 pub struct InputBackend {
     handle: InputHandle,
     /// `select` and `subsel` as the driver last wrote them; per connection.
     selection: Mutex<(u8, u8)>,
-    /// Replaced by SET_MEM_TABLE / ADD_MEM_REG; `.memory()` is taken per batch of work.
-    mem: Mutex<Option<GuestMemoryAtomic<GuestMemory>>>,
-    event_idx: AtomicBool,
-    exit: (EventConsumer, EventNotifier),
+    rings: Rings,
     /// Kept for the connection's lifetime; nothing to send on it (the config never changes).
     backend_req: Mutex<Option<Backend>>,
     /// The daemon's config-change sender; unused while the config space is static.
@@ -77,15 +65,12 @@ impl InputBackend {
         handle: InputHandle,
         notifier: Arc<dyn ConfigChangeNotifier>,
     ) -> Result<Self, InputError> {
-        let exit =
-            new_event_consumer_and_notifier(EventFlag::NONBLOCK).map_err(InputError::ExitEvent)?;
+        let rings = Rings::new("virtio-input").map_err(InputError::ExitEvent)?;
         handle.reset_guest();
         Ok(Self {
             handle,
             selection: Mutex::new((select::UNSET, 0)),
-            mem: Mutex::new(None),
-            event_idx: AtomicBool::new(false),
-            exit,
+            rings,
             backend_req: Mutex::new(None),
             _notifier: notifier,
         })
@@ -110,14 +95,9 @@ impl InputBackend {
             .map_err(InputError::RegisterWake)
     }
 
-    fn memory(&self) -> Option<Memory> {
-        let atomic = self.mem.lock().unwrap_or_else(PoisonError::into_inner);
-        atomic.as_ref().map(GuestMemoryAtomic::memory)
-    }
-
     /// Moves queued events into the guest's event buffers.
     fn flush_events(&self, vring: &VringRwLock) -> io::Result<()> {
-        let Some(mem) = self.memory() else {
+        let Some(mem) = self.rings.memory() else {
             debug!("virtio-input: events wait: guest memory not set yet");
             return Ok(());
         };
@@ -126,19 +106,10 @@ impl InputBackend {
             return Ok(());
         }
         drop(state);
-        let event_idx = self.event_idx.load(Ordering::Relaxed);
-        loop {
-            if event_idx {
-                vring.disable_notification().map_err(io::Error::other)?;
-            }
-            let starved = self.fill_event_buffers(vring, &mem)?;
-            // Re-enabling reports buffers added meanwhile; only worth another round if events
-            // still wait (an idle device leaves buffers posted, which would loop forever).
-            if !event_idx || !vring.enable_notification().map_err(io::Error::other)? || !starved {
-                break;
-            }
-        }
-        Ok(())
+        // Buffers added meanwhile are only worth another round if events still wait (an idle
+        // device leaves buffers posted, which would loop forever).
+        self.rings
+            .rounds(vring, || self.fill_event_buffers(vring, &mem))
     }
 
     /// Fills buffers while events wait; returns whether events are left (out of buffers).
@@ -146,13 +117,9 @@ impl InputBackend {
         let mut device = self.handle.device();
         let mut used = false;
         while let Some(event) = device.queue().front() {
-            // Popped in its own statement: the ring's write guard must be gone before
-            // `add_used` takes it again.
-            let chain = vring
-                .get_mut()
-                .get_queue_mut()
-                .pop_descriptor_chain(mem.clone());
-            let Some(chain) = chain else { break };
+            let Some(chain) = vring::pop(vring, mem) else {
+                break;
+            };
             let head = chain.head_index();
             let len = match write_event(chain, mem, event) {
                 Ok(()) => {
@@ -169,39 +136,27 @@ impl InputBackend {
         }
         let starved = !device.queue().is_empty();
         drop(device);
-        self.signal(vring, used)?;
+        self.rings.signal(vring, used)?;
         Ok(starved)
     }
 
     fn process_status(&self, vring: &VringRwLock) -> io::Result<()> {
-        let Some(mem) = self.memory() else {
+        let Some(mem) = self.rings.memory() else {
             debug!("virtio-input: status queue kicked before guest memory was set");
             return Ok(());
         };
-        let event_idx = self.event_idx.load(Ordering::Relaxed);
-        loop {
-            if event_idx {
-                vring.disable_notification().map_err(io::Error::other)?;
-            }
+        self.rings.rounds(vring, || {
             let mut used = false;
-            loop {
-                let chain = vring
-                    .get_mut()
-                    .get_queue_mut()
-                    .pop_descriptor_chain(mem.clone());
-                let Some(chain) = chain else { break };
+            while let Some(chain) = vring::pop(vring, &mem) {
                 let head = chain.head_index();
                 self.run_status(chain, &mem);
                 // Device-readable buffers: nothing written back.
                 vring.add_used(head, 0).map_err(io::Error::other)?;
                 used = true;
             }
-            self.signal(vring, used)?;
-            if !event_idx || !vring.enable_notification().map_err(io::Error::other)? {
-                break;
-            }
-        }
-        Ok(())
+            self.rings.signal(vring, used)?;
+            Ok(true)
+        })
     }
 
     fn run_status(&self, chain: DescriptorChain<Memory>, mem: &Memory) {
@@ -218,14 +173,6 @@ impl InputBackend {
         if let Some(locks) = changed {
             self.handle.publish_locks(locks);
         }
-    }
-
-    fn signal(&self, vring: &VringRwLock, used: bool) -> io::Result<()> {
-        let event_idx = self.event_idx.load(Ordering::Relaxed);
-        if used && (!event_idx || vring.needs_notification().map_err(io::Error::other)?) {
-            vring.signal_used_queue()?;
-        }
-        Ok(())
     }
 }
 
@@ -276,22 +223,14 @@ impl VhostUserBackend for InputBackend {
         MAX_QUEUE_SIZE
     }
 
-    /// virtio-input has no feature bits of its own. RING_RESET is offered for the same reason
-    /// as in the gpu backend: QEMU's virtio-pci acks it unasked, and vhost-user-backend
-    /// refuses an ack of a bit we did not offer.
+    /// virtio-input has no feature bits of its own (on RING_RESET see
+    /// `vring::BASE_FEATURES`).
     fn features(&self) -> u64 {
-        (1 << VIRTIO_F_VERSION_1)
-            | (1 << VIRTIO_F_RING_RESET)
-            | (1 << VIRTIO_RING_F_INDIRECT_DESC)
-            | (1 << VIRTIO_RING_F_EVENT_IDX)
-            | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+        vring::BASE_FEATURES
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        VhostUserProtocolFeatures::CONFIG
-            | VhostUserProtocolFeatures::MQ
-            | VhostUserProtocolFeatures::REPLY_ACK
-            | VhostUserProtocolFeatures::BACKEND_REQ
+        vring::protocol_features()
     }
 
     fn reset_device(&self) {
@@ -303,32 +242,17 @@ impl VhostUserBackend for InputBackend {
     }
 
     fn set_event_idx(&self, enabled: bool) {
-        self.event_idx.store(enabled, Ordering::Relaxed);
+        self.rings.set_event_idx(enabled);
     }
 
-    /// Exactly `size` bytes for any offset, zero past the 136-byte config: a short reply is an
-    /// error in QEMU and a panic in cloud-hypervisor.
+    /// Exactly `size` bytes for any offset, zero past the 136-byte config.
     fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if size > MAX_CONFIG_ACCESS {
-            // The vhost crate refuses such a request before it reaches us.
-            return Vec::new();
-        }
         let (sel, subsel) = *self
             .selection
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let config = config_space(self.handle.device().identity(), sel, subsel);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        (0..size)
-            .map(|i| {
-                start
-                    .checked_add(i)
-                    .and_then(|p| config.get(p))
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .collect()
+        vring::config_window(&config, offset, size)
     }
 
     /// Only `select` and `subsel` are taken; QEMU writes the whole cached config back, so
@@ -372,7 +296,7 @@ impl VhostUserBackend for InputBackend {
     }
 
     fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemory>) -> io::Result<()> {
-        *self.mem.lock().unwrap_or_else(PoisonError::into_inner) = Some(mem);
+        self.rings.set_memory(mem);
         Ok(())
     }
 
@@ -384,13 +308,7 @@ impl VhostUserBackend for InputBackend {
     }
 
     fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
-        match (self.exit.0.try_clone(), self.exit.1.try_clone()) {
-            (Ok(consumer), Ok(notifier)) => Some((consumer, notifier)),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!("virtio-input: cannot clone the exit event: {e}");
-                None
-            }
-        }
+        self.rings.exit_event()
     }
 
     fn handle_event(

@@ -1,13 +1,10 @@
 //! Backend tests: real split virtqueues (virtio-queue's mock layout) over small guest memory,
 //! QEMU's queue size of 4.
 
-use std::fs::File;
-use std::io::{ErrorKind, Read};
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
+use vhost_user_backend::{VhostUserBackend, VringRwLock};
 use virtio_bindings::virtio_ring::VRING_DESC_F_WRITE;
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
@@ -15,6 +12,7 @@ use vmm_sys_util::epoll::EventSet;
 use super::*;
 use crate::guest::{lock_modifiers, InputClientId, InputEvent, InputSink};
 use crate::virtio::input::protocol::{ev, CONFIG_SIZE, LED_CAPSL, LED_NUML, MSC_SCAN};
+use crate::virtio::testutil::{ready_vring, signalled, RingAddrs};
 
 const MEM_SIZE: u64 = 0x10_0000;
 /// QEMU's vhost-user-input-pci: both queues have 4 entries.
@@ -58,16 +56,13 @@ impl<'m> Harness<'m> {
         for addr in QUEUE_ADDR {
             // Laid out by hand: virtio-queue's MockSplitQueue neither wraps its avail ring
             // nor keeps a 4-entry used ring clear of its avail ring.
-            let vring = VringRwLock::new(atomic.clone(), QUEUE_SIZE).expect("vring");
-            vring.set_queue_size(QUEUE_SIZE);
-            vring
-                .set_queue_info(addr, addr + AVAIL_OFFSET, addr + USED_OFFSET)
-                .expect("queue addresses");
-            vring.set_queue_ready(true);
-            vring.set_enabled(true);
-            let (ours, theirs) = UnixStream::pair().expect("call socket");
-            ours.set_nonblocking(true).expect("nonblocking");
-            vring.set_call(Some(File::from(OwnedFd::from(theirs))));
+            let desc = GuestAddress(addr);
+            let addrs = RingAddrs {
+                desc,
+                avail: desc.unchecked_add(AVAIL_OFFSET),
+                used: desc.unchecked_add(USED_OFFSET),
+            };
+            let (vring, ours) = ready_vring(&atomic, QUEUE_SIZE, &addrs);
             vrings.push(vring);
             calls.push(ours);
         }
@@ -143,12 +138,7 @@ impl<'m> Harness<'m> {
     }
 
     fn signalled(&self, queue: usize) -> bool {
-        let mut buf = [0u8; 64];
-        match (&self.calls[queue]).read(&mut buf) {
-            Ok(n) => n > 0,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-            Err(e) => panic!("call socket: {e}"),
-        }
+        signalled(&self.calls[queue])
     }
 
     /// Used entries (id, len) of a queue so far.

@@ -249,6 +249,10 @@ impl InputDevice {
             // every EV_REP the guest sets (kbd rate, `xset r rate`) to the device; the guest
             // kernel repeats by itself, so there is nothing to apply.
             (ev::SND | ev::REP, _) => Ok(None),
+            // Our own MSC_SCAN, echoed: the input core passes EV_MSC to the device as well as to
+            // the handlers, and Linux's virtio_input forwards every EV_MSC except MSC_TIMESTAMP
+            // to the status queue, so each key event comes back once (seen with Linux 6.12).
+            (ev::MSC, _) if event.code == MSC_SCAN => Ok(None),
             _ => Err(InputError::UnsupportedStatus {
                 kind: event.kind,
                 code: event.code,

@@ -295,6 +295,12 @@ fn leds_come_from_the_status_queue() {
         Some(None),
         "repeat-rate changes are taken quietly"
     );
+    assert_eq!(
+        d.handle_status(VirtioInputEvent::new(ev::MSC, MSC_SCAN, 0x1e))
+            .ok(),
+        Some(None),
+        "Linux echoes every MSC_SCAN the device sends"
+    );
     assert!(d
         .handle_status(VirtioInputEvent::new(ev::LED, 9, 1))
         .is_err());

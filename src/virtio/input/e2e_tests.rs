@@ -5,35 +5,24 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserHeaderFlag};
-use vhost::vhost_user::{Frontend, Listener, VhostUserFrontend};
-use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
-use vm_memory::{Address, Bytes, FileOffset, GuestAddress, GuestMemoryBackend};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use vhost::vhost_user::message::VhostUserConfigFlags;
+use vhost::vhost_user::VhostUserFrontend;
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::*;
 use crate::guest::{InputClient, InputClientId, InputEvent, InputSink};
 use crate::virtio::input::protocol::{ev, CONFIG_SIZE};
+use crate::virtio::testutil::{
+    connect, shared_memory, start_vring, wait_for, RingAddrs, CALL_TIMEOUT, GPA,
+};
 
-/// A guest-physical base that is not 0 catches GPA/HVA mix-ups.
-const GPA: u64 = 0x4000_0000;
-const MEM_SIZE: u64 = 0x10_0000;
 const QUEUE_SIZE: u16 = 4;
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct NoNotifier;
 
 impl ConfigChangeNotifier for NoNotifier {
     fn notify_config_change(&self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-fn wait_for(call: &EventFd) {
-    let deadline = Instant::now() + CALL_TIMEOUT;
-    while call.read().is_err() {
-        assert!(Instant::now() < deadline, "no used-buffer notification");
-        thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -51,18 +40,7 @@ fn frontend_probes_config_and_receives_injected_keys() {
     )
     .expect("daemon");
     backend.register_wake(&daemon).expect("register");
-    let mut listener = Listener::new(&path, true).expect("listener");
-    let mut frontend = Frontend::connect(&path, 2).expect("connect");
-    daemon.start(&mut listener).expect("start");
-
-    frontend.set_owner().expect("set_owner");
-    let features = frontend.get_features().expect("features");
-    frontend.set_features(features).expect("set_features");
-    let proto = frontend.get_protocol_features().expect("protocol features");
-    frontend
-        .set_protocol_features(proto)
-        .expect("set protocol features");
-    frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+    let mut frontend = connect(&mut daemon, &path);
     assert_eq!(frontend.get_queue_num().expect("queue num"), 2);
 
     // QEMU: write select/subsel, read the whole 136 bytes.
@@ -84,18 +62,7 @@ fn frontend_probes_config_and_receives_injected_keys() {
     assert_eq!(&data[..3], &[select::EV_BITS, ev::LED as u8, 1]);
     assert_eq!(data[8], 0b111);
 
-    let file = tempfile::tempfile().expect("memory file");
-    file.set_len(MEM_SIZE).expect("size");
-    let mem = GuestMemoryMmap::<()>::from_ranges_with_files(&[(
-        GuestAddress(GPA),
-        MEM_SIZE as usize,
-        Some(FileOffset::new(file, 0)),
-    )])
-    .expect("guest memory");
-    let hva = |gpa: GuestAddress| mem.get_host_address(gpa).expect("mapped") as u64;
-    let region = mem.find_region(GuestAddress(GPA)).expect("region");
-    let info = VhostUserMemoryRegionInfo::from_guest_region(region).expect("region info");
-    frontend.set_mem_table(&[info]).expect("mem table");
+    let mem = shared_memory(&mut frontend);
 
     // Event queue at GPA (desc table, avail +0x100, used +0x200), four 8-byte buffers.
     let desc = GuestAddress(GPA);
@@ -113,23 +80,8 @@ fn frontend_probes_config_and_receives_injected_keys() {
     }
     mem.write_obj(QUEUE_SIZE, avail.unchecked_add(2))
         .expect("avail idx");
-    let kick = EventFd::new(EFD_NONBLOCK).expect("kick");
-    let call = EventFd::new(EFD_NONBLOCK).expect("call");
-    frontend.set_vring_num(0, QUEUE_SIZE).expect("num");
-    let ring = VringConfigData {
-        queue_max_size: QUEUE_SIZE,
-        queue_size: QUEUE_SIZE,
-        flags: 0,
-        desc_table_addr: hva(desc),
-        used_ring_addr: hva(used),
-        avail_ring_addr: hva(avail),
-        log_addr: None,
-    };
-    frontend.set_vring_addr(0, &ring).expect("addr");
-    frontend.set_vring_base(0, 0).expect("base");
-    frontend.set_vring_call(0, &call).expect("call");
-    frontend.set_vring_kick(0, &kick).expect("kick");
-    frontend.set_vring_enable(0, true).expect("enable");
+    let addrs = RingAddrs { desc, avail, used };
+    let (_kick, call) = start_vring(&mut frontend, &mem, 0, QUEUE_SIZE, &addrs);
 
     // A SPICE session on another thread types one key; no kick needed to deliver it.
     let sink: Arc<dyn InputSink> = Arc::new(handle.clone());
