@@ -76,6 +76,16 @@ pub enum InputPolicy {
     None,
 }
 
+impl From<InputPolicy> for crate::spice::InputPolicy {
+    fn from(policy: InputPolicy) -> Self {
+        match policy {
+            InputPolicy::All => Self::All,
+            InputPolicy::First => Self::First,
+            InputPolicy::None => Self::None,
+        }
+    }
+}
+
 /// A SPICE listening endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
