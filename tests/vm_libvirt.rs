@@ -224,6 +224,9 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // After a failed assertion the domain may still run: let libvirt tear it down (it
+        // removes the VM's cgroups, which live outside the namespaces) before everything dies.
+        let _ = self.virsh(&["destroy", DOMAIN]);
         self.unshare.kill();
     }
 }
