@@ -145,6 +145,14 @@ impl Sandbox {
                 .args(["--mount", "--net", "--pid", "--fork", "--kill-child"])
                 .arg(vm::workspace_root().join("tests/tools/libvirt-sandbox.sh"))
                 .arg(root.path())
+                // libvirt hands its own environment to the backend: none of the daemon's
+                // variables from wherever the test runs.
+                .env_remove("VHOST_USER_SPICE_CONFIG")
+                .env_remove("CREDENTIALS_DIRECTORY")
+                .env_remove("NOTIFY_SOCKET")
+                .env_remove("LISTEN_FDS")
+                .env_remove("LISTEN_PID")
+                .env_remove("LISTEN_FDNAMES")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log),
