@@ -63,7 +63,11 @@ async fn scrolled_documents_reach_the_client_as_copy_bits_and_converge() {
     let mut c = PyClient::connect(rig.port, None).await;
     c.wait_event("mark").await;
     assert_same_picture(&c.dump(200).await, &rig.guest.primary_rgb());
-    let stats = || rig.server.client_stats()[0].display.expect("display linked");
+    let stats = || {
+        rig.server.client_stats()[0]
+            .display
+            .expect("display linked")
+    };
     let start = stats();
 
     // The document scrolls up 8 rows a frame under its title bar.
