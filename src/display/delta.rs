@@ -45,6 +45,12 @@ const MIN_COPY_ROWS: usize = 32;
 const SAMPLE_AT: [usize; 8] = [7, 9, 3, 13, 5, 11, 1, 15];
 const SAMPLE_DIVISIONS: usize = 16;
 
+/// Rows a sample moves down past uniform rows (blank lines, the gaps between text lines),
+/// which match too many old rows to tell shifts apart. More than a blank line and a gap of a
+/// 16-pixel font, so that samples whose spacing is a multiple of the line pitch cannot all
+/// land on blank rows.
+const SAMPLE_WALK: usize = 24;
+
 /// If the first this many sample rows equal no old row of the rectangle at all, nothing moved:
 /// the search stops there (video costs 2 × height short comparisons).
 const FIRST_SAMPLES: usize = 2;
@@ -332,7 +338,10 @@ impl Area<'_, '_> {
         let mut votes: Vec<(isize, usize)> = Vec::new();
         let mut matched_any = false;
         for (k, &at) in SAMPLE_AT.iter().enumerate() {
-            let s = band.top + at * height / SAMPLE_DIVISIONS;
+            let at = band.top + at * height / SAMPLE_DIVISIONS;
+            let s = (at..band.bottom.min(at + SAMPLE_WALK))
+                .find(|&y| !uniform(self.incoming.span(y, band.c0, band.c1)))
+                .unwrap_or(at);
             let row = self.incoming.span(s, band.c0, band.c1);
             let mut found: Vec<isize> = Vec::new();
             for r in (self.top..self.bottom).filter(|&r| r != s) {
@@ -436,6 +445,12 @@ fn offset(from: usize, to: usize) -> isize {
     } else {
         -d(from, to)
     }
+}
+
+/// Whether every pixel of `row` is the same: such a row matches every blank old row.
+fn uniform(row: &[u8]) -> bool {
+    let n = row.len().saturating_sub(BYTES_PER_PIXEL);
+    row.get(BYTES_PER_PIXEL..) == row.get(..n)
 }
 
 /// Whether the pixel bytes `new`, written by the draw, leave `old` as it is.

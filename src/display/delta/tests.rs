@@ -84,7 +84,7 @@ impl Mirror {
     }
 
     fn apply(&mut self, change: &Change, canonical: &Surface) {
-        let stride = (W * 4) as usize;
+        let stride = canonical.stride();
         let bounds = canonical.bounds();
         match *change {
             Change::Damage(r) => {
@@ -545,4 +545,42 @@ fn random_draws_with_and_without_moved_content_replay_exactly() {
         assert!(copy_bits(&got).len() <= 1, "step {step}: {got:?}");
     }
     assert!(copies > 20, "scrolls are found: {copies}");
+}
+
+#[test]
+fn every_fullscreen_frame_is_a_copy_and_no_video_frame_is() {
+    use crate::workload::{Generator, Workload, WorkloadConfig};
+    for (workload, frames) in [(Workload::Fullscreen, 40), (Workload::Video, 10)] {
+        let cfg = WorkloadConfig::new(workload);
+        let mut gen = Generator::new(cfg);
+        let mut s = Surface::new(cfg.width, cfg.height, SurfaceFormat::XRGB32, None).unwrap();
+        for n in 0..frames {
+            let mut draws = Vec::new();
+            gen.frame(n, &mut |c| {
+                let bbox = Rect::ltrb(
+                    c.x as i32,
+                    c.y as i32,
+                    (c.x + c.width) as i32,
+                    (c.y + c.height) as i32,
+                );
+                let bm = bitmap(c.width, c.height, BitmapFormat::THIRTY_TWO_BIT, |x, y| {
+                    let i = ((y * c.width + x) * 4) as usize;
+                    u32::from_le_bytes(c.pixels[i..i + 4].try_into().unwrap())
+                });
+                draws.push((bbox, bm));
+            });
+            for (bbox, bm) in draws {
+                let got = copy_bits(&copy(&mut s, bbox, &bm));
+                match (workload, n) {
+                    (Workload::Fullscreen, 1..) => {
+                        assert!(
+                            matches!(got[..], [(src, dest)] if src.y - dest.top == 8),
+                            "{n}"
+                        )
+                    }
+                    _ => assert_eq!(got, [], "{workload:?} frame {n}"),
+                }
+            }
+        }
+    }
 }
