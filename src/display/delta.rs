@@ -6,8 +6,9 @@
 //!
 //! Only draws whose every written byte is known without rendering are examined: an unscaled,
 //! unclipped plain copy from 32-bit pixels whose source holds all of them (QEMU's, virtio-gpu's
-//! and spice-ref-server's updates), and a solid plain fill. Anything else is drawn and damaged
-//! whole, as before.
+//! and spice-ref-server's updates), and a solid plain fill. Anything else (scaled, clipped or
+//! ROP copies, copies from a surface, the guest's own COPY_BITS) is drawn and damaged whole,
+//! as before.
 //!
 //! Exactness: a row joins a copy only after its bytes were compared with the bytes the draw
 //! writes there; sample rows merely propose the shifts worth comparing. So the changes
@@ -17,7 +18,9 @@
 //! Cost when nothing can be saved: content that changes everywhere (video) differs in the
 //! first pixels compared, so trimming stops after one row at each end, and the scroll search
 //! gives up after [`FIRST_SAMPLES`] sample rows matched no old row, each comparison stopping
-//! at its first [`HEAD`] bytes.
+//! at its first [`HEAD`] bytes. Worst case, content made to defeat every early stop, one draw
+//! costs about `SAMPLE_AT.len() + MAX_CANDIDATES + 3` comparisons of its rectangle: bounded
+//! by what the guest sends, as drawing it is.
 
 use super::geom::{idx, Clip, Point, Rect, Region};
 use super::pixels::{Combine, SourceView, BYTES_PER_PIXEL};
@@ -26,12 +29,12 @@ use super::surface::Surface;
 /// Rows a changed band needs before a scroll is looked for. A scrolled view is a document,
 /// terminal or list of some height; smaller redraws are widgets whose pixels cost little to
 /// send, and skipping them keeps the search off the many small draws of a busy desktop.
-pub(crate) const MIN_SCROLL_ROWS: usize = 64;
+const MIN_SCROLL_ROWS: usize = 64;
 
 /// Pixels of width a changed band needs before a scroll is looked for: about 32 characters of
 /// an 8-pixel font, narrower than any terminal (80 × 8 = 640) or document view. Narrower bands
 /// are cheap to send as pixels.
-pub(crate) const MIN_SCROLL_WIDTH: usize = 256;
+const MIN_SCROLL_WIDTH: usize = 256;
 
 /// Rows a verified shifted run needs to become a COPY_BITS. Each copy splits the rest of the
 /// damage in up to two images, each with its own header and compression start; at 32 rows of
@@ -494,8 +497,11 @@ fn pixel_same(new: &[u8], old: &[u8], opaque: bool) -> bool {
     }
 }
 
-/// The first pixel where `new` would change `old`.
+/// The first pixel where `new` would change `old` (the first of all if their lengths differ).
 fn first_diff(new: &[u8], old: &[u8], opaque: bool) -> Option<usize> {
+    if new.len() != old.len() {
+        return (new.len().max(old.len()) >= BYTES_PER_PIXEL).then_some(0);
+    }
     let block = new
         .chunks(BLOCK)
         .zip(old.chunks(BLOCK))
@@ -508,9 +514,12 @@ fn first_diff(new: &[u8], old: &[u8], opaque: bool) -> Option<usize> {
     Some(block * (BLOCK / BYTES_PER_PIXEL) + px)
 }
 
-/// The last pixel where `new` would change `old`.
+/// The last pixel where `new` would change `old` (the last of all if their lengths differ).
 fn last_diff(new: &[u8], old: &[u8], opaque: bool) -> Option<usize> {
-    let pixels = new.len() / BYTES_PER_PIXEL;
+    let pixels = new.len().max(old.len()) / BYTES_PER_PIXEL;
+    if new.len() != old.len() {
+        return pixels.checked_sub(1);
+    }
     let block = new
         .rchunks(BLOCK)
         .zip(old.rchunks(BLOCK))
