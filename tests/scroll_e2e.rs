@@ -44,7 +44,7 @@ async fn scrolled_documents_reach_the_client_as_copy_bits_and_converge() {
         height: H,
         ..WorkloadConfig::new(Workload::Fullscreen)
     });
-    let mut draw_frame = |n: u32| {
+    let mut draw_frame = |n: u32, wait: bool| {
         gen.frame(n, &mut |cmd| {
             let rect = Rect::ltrb(
                 cmd.x as i32,
@@ -54,9 +54,11 @@ async fn scrolled_documents_reach_the_client_as_copy_bits_and_converge() {
             );
             rig.guest.draw(rect, cmd.pixels.to_vec());
         });
-        rig.guest.sync();
+        if wait {
+            rig.guest.sync();
+        }
     };
-    draw_frame(0);
+    draw_frame(0, true);
     if !have_python_client() {
         return;
     }
@@ -72,7 +74,7 @@ async fn scrolled_documents_reach_the_client_as_copy_bits_and_converge() {
 
     // The document scrolls up 8 rows a frame under its title bar.
     for n in 1..=FRAMES {
-        draw_frame(n);
+        draw_frame(n, true);
         assert_same_picture(&c.dump(150).await, &rig.guest.primary_rgb());
     }
     // A 320-pixel-wide view in the middle scrolls down by a line, then up by three, each
@@ -94,5 +96,19 @@ async fn scrolled_documents_reach_the_client_as_copy_bits_and_converge() {
     assert_eq!(copies, u64::from(FRAMES) + 2, "{end:?}");
     // Raw, each frame alone would be `frame` bytes; the copies leave a few rows each.
     assert!(bytes < frame, "{bytes} bytes framed: {end:?}");
+
+    // Frames back to back, faster than the client is served: a copy whose source is still
+    // waiting to be sent, or older than a read already sent, goes as pixels instead.
+    for n in FRAMES + 1..=FRAMES + 8 {
+        draw_frame(n, false);
+    }
+    rig.guest.sync();
+    assert_same_picture(&c.dump(300).await, &rig.guest.primary_rgb());
+    let burst = stats();
+    eprintln!(
+        "burst: {} COPY_BITS, {} images",
+        burst.pipe.copy_bits - end.pipe.copy_bits,
+        burst.pipe.draws - end.pipe.draws
+    );
     rig.server.shutdown().await;
 }

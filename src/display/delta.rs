@@ -1,6 +1,6 @@
 //! What a draw really changes, worked out before it lands on the canonical surface: the rows
 //! and columns it leaves as they were are trimmed off its damage, a draw that changes nothing
-//! has none, and rows that are old rows of the same rectangle moved up or down become one
+//! has none, and rows that are old rows moved up or down (within the same columns) become one
 //! COPY_BITS (a scroll) instead of new pixels, as VNC servers' comparing update trackers and
 //! copy-rect detection do.
 //!
@@ -54,8 +54,8 @@ const SAMPLE_DIVISIONS: usize = 16;
 /// land on blank rows.
 const SAMPLE_WALK: usize = 24;
 
-/// If the first this many sample rows equal no old row of the rectangle at all, nothing moved:
-/// the search stops there (video costs 2 × height short comparisons).
+/// If the first this many sample rows equal no old row at all, nothing moved:
+/// the search stops there (video costs 2 × surface height short comparisons).
 const FIRST_SAMPLES: usize = 2;
 
 /// A sample row equal to more old rows than this (a blank line, a solid background) says
@@ -218,15 +218,14 @@ pub(crate) fn changes(surface: &Surface, incoming: &Incoming<'_>) -> Vec<Change>
     let area = Area {
         surface,
         incoming,
-        top: idx(r.top),
-        bottom: idx(r.bottom),
+        rows: idx_u32(surface.height()),
     };
     let (left, right) = (idx(r.left), idx(r.right));
     let changed = |y: usize| !area.same(y, y, left, right);
-    let Some(top) = (area.top..area.bottom).find(|&y| changed(y)) else {
+    let Some(top) = (idx(r.top)..idx(r.bottom)).find(|&y| changed(y)) else {
         return Vec::new();
     };
-    let bottom = (top..area.bottom)
+    let bottom = (top..idx(r.bottom))
         .rev()
         .find(|&y| changed(y))
         .unwrap_or(top)
@@ -270,6 +269,10 @@ struct Run {
     bottom: usize,
 }
 
+fn idx_u32(v: u32) -> usize {
+    usize::try_from(v).unwrap_or(0)
+}
+
 fn coord(v: usize) -> i32 {
     // Surface coordinates: at most `MAX_SURFACE_SIDE`.
     i32::try_from(v).unwrap_or(i32::MAX)
@@ -279,8 +282,10 @@ fn coord(v: usize) -> i32 {
 struct Area<'s, 'a> {
     surface: &'s Surface,
     incoming: &'s Incoming<'a>,
-    top: usize,
-    bottom: usize,
+    /// The surface's rows: where a moved row may come from. Not only the rectangle's: a
+    /// screen split into bands (`qxl::commands::BAND_BYTES`) scrolls rows from one band into
+    /// the next, and the surface is still as it was before this draw.
+    rows: usize,
 }
 
 impl Area<'_, '_> {
@@ -335,7 +340,7 @@ impl Area<'_, '_> {
         (c0.min(c1), c1.max(c0))
     }
 
-    /// The longest run of band rows that are old rows of the rectangle shifted by one `dy`.
+    /// The longest run of band rows that are old rows shifted by one `dy`.
     fn find_scroll(&self, band: &Band) -> Option<Run> {
         let height = band.bottom - band.top;
         let mut votes: Vec<(isize, usize)> = Vec::new();
@@ -347,7 +352,7 @@ impl Area<'_, '_> {
                 .unwrap_or(at);
             let row = self.incoming.span(s, band.c0, band.c1);
             let mut found: Vec<isize> = Vec::new();
-            for r in (self.top..self.bottom).filter(|&r| r != s) {
+            for r in (0..self.rows).filter(|&r| r != s) {
                 if same(row, self.old(r, band.c0, band.c1), self.incoming.opaque) {
                     found.push(offset(s, r));
                     if found.len() > MAX_SAMPLE_MATCHES {
@@ -389,7 +394,7 @@ impl Area<'_, '_> {
         for y in band.top..=band.bottom {
             let matches = y < band.bottom
                 && y.checked_add_signed(dy)
-                    .filter(|r| (self.top..self.bottom).contains(r))
+                    .filter(|&r| r < self.rows)
                     .is_some_and(|r| self.same(y, r, band.c0, band.c1));
             match (matches, start) {
                 (true, None) => start = Some(y),
