@@ -131,7 +131,7 @@ impl<'a> Worker<'a> {
             clip,
             op,
         } = cmd;
-        let delta = self.delta(surface_id, bbox, &clip, &op);
+        let delta = self.changes_of(surface_id, bbox, &clip, &op);
         if delta.as_ref().is_some_and(Vec::is_empty) {
             // The draw would leave every pixel as it is: no change, no event.
             return Ok(());
@@ -246,7 +246,13 @@ impl<'a> Worker<'a> {
     /// What `op` would change on the surface as it is now, if that can be worked out without
     /// drawing ([`delta`]); empty if nothing. Under the read lock: readers go on copying, and
     /// the worker, the only writer, changes nothing before it draws.
-    fn delta(&self, surface_id: u32, bbox: Rect, clip: &Clip, op: &DrawOp) -> Option<Vec<Change>> {
+    fn changes_of(
+        &self,
+        surface_id: u32,
+        bbox: Rect,
+        clip: &Clip,
+        op: &DrawOp,
+    ) -> Option<Vec<Change>> {
         let state = self
             .shared
             .state
