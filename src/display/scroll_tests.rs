@@ -26,6 +26,11 @@ fn draw(x: i32, y: i32, w: u32, h: u32, f: impl Fn(u32, u32) -> u32) -> Work {
         .flat_map(|by| (0..w).map(move |bx| (bx, by)))
         .flat_map(|(bx, by)| f(bx, by).to_le_bytes())
         .collect();
+    draw_pixels(x, y, w, h, data)
+}
+
+/// A DRAW_COPY of `w × h` xRGB pixels, rows top-down, at (`x`, `y`).
+fn draw_pixels(x: i32, y: i32, w: u32, h: u32, data: Vec<u8>) -> Work {
     let bitmap = Bitmap {
         format: BitmapFormat::THIRTY_TWO_BIT.0,
         width: w,
@@ -176,4 +181,39 @@ fn replaying_the_events_of_random_scrolls_and_redraws_gives_the_canonical_surfac
         );
     }
     assert!(copies > 5, "scrolls are found: {copies}");
+}
+
+#[test]
+fn every_fullscreen_frame_is_a_copy_and_no_video_frame_is() {
+    use crate::workload::{Generator, Workload, WorkloadConfig};
+    for (workload, frames) in [(Workload::Fullscreen, 40), (Workload::Video, 10)] {
+        let cfg = WorkloadConfig::new(workload);
+        let (tx, display) = start();
+        io(&tx, create_primary(cfg.width, cfg.height)).unwrap();
+        let mut events = display.subscribe();
+        let mut gen = Generator::new(cfg);
+        for n in 0..frames {
+            gen.frame(n, &mut |c| {
+                let (x, y) = (i32::try_from(c.x).unwrap(), i32::try_from(c.y).unwrap());
+                let work = draw_pixels(x, y, c.width, c.height, c.pixels.to_vec());
+                tx.send(work).unwrap();
+            });
+            sync(&tx);
+            let copies: Vec<(Point, Rect)> = drain(&mut events)
+                .into_iter()
+                .filter_map(|e| match e {
+                    DisplayEvent::CopyBits { src, dest, .. } => Some((src, dest)),
+                    _ => None,
+                })
+                .collect();
+            match (workload, n) {
+                // The document under the title bar moves up 8 rows a frame.
+                (Workload::Fullscreen, 1..) => assert!(
+                    matches!(copies[..], [(src, dest)] if src.y - dest.top == 8 && dest.top >= 24),
+                    "frame {n}: {copies:?}"
+                ),
+                _ => assert_eq!(copies, [], "{workload:?} frame {n}"),
+            }
+        }
+    }
 }
