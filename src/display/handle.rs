@@ -61,7 +61,9 @@ pub struct SurfaceSnapshot {
     pub pixels: Arc<[u8]>,
 }
 
-/// A change to the display, in the order the worker made them.
+/// A change to the display, in the order the worker made them. One draw may give several,
+/// each with its own generation: a scroll the worker found in a redraw is a `CopyBits` then
+/// `Damage` for the rows it did not cover; a redraw that changes nothing gives none.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DisplayEvent {
     /// A surface appeared (or was replaced: a `SurfaceDestroyed` for its id comes first).

@@ -10,6 +10,7 @@
 //! - `geom`: rectangles, points, clip regions.
 //! - `pixels`: reading source bitmaps as ARGB, ROP combination.
 //! - `surface`: a canonical surface and its draw operations.
+//! - `delta`: what a draw really changes: unchanged rows and columns trimmed, scrolls found.
 //! - `cursor`: the cursor state.
 //! - `worker`: the thread loop.
 //! - `warn_limit`: the rate limit on warnings the guest can trigger.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod cursor;
+mod delta;
 mod error;
 mod geom;
 mod handle;
@@ -44,5 +46,7 @@ pub const MAX_SURFACES: u32 = 1024;
 /// Monitor heads accepted in one layout: what `QXLRom`'s client monitors config holds.
 pub const MAX_HEADS: usize = 64;
 
+#[cfg(test)]
+mod scroll_tests;
 #[cfg(test)]
 mod tests;

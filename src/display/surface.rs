@@ -177,6 +177,14 @@ impl Surface {
         }
     }
 
+    /// Row `y`'s pixels, empty past the last row.
+    pub(crate) fn row(&self, y: usize) -> &[u8] {
+        let stride = self.stride();
+        let start = y.saturating_mul(stride).min(self.pixels.len());
+        let end = start.saturating_add(stride).min(self.pixels.len());
+        &self.pixels[start..end]
+    }
+
     fn row_mut(&mut self, y: usize) -> &mut [u8] {
         let stride = self.stride();
         let start = y.saturating_mul(stride).min(self.pixels.len());

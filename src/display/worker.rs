@@ -10,11 +10,12 @@ use std::sync::{Arc, PoisonError, RwLockWriteGuard};
 use std::time::Duration;
 
 use super::cursor::CursorEvent;
+use super::delta::{self, Change, Incoming};
 use super::error::DisplayError;
 use super::handle::{DisplayEvent, Entry, Shared, State};
 use super::pixels::{SourceView, BYTES_PER_PIXEL};
 use super::source::{
-    CommandSource, CursorCommand, DrawCommand, DrawOp, Head, Image, IoRequest, Point, Rect,
+    Clip, CommandSource, CursorCommand, DrawCommand, DrawOp, Head, Image, IoRequest, Rect,
     SurfaceCommand, Work,
 };
 use super::surface::{surface_bytes, Surface, SurfaceFormat, MAX_SURFACE_BYTES};
@@ -130,10 +131,15 @@ impl<'a> Worker<'a> {
             clip,
             op,
         } = cmd;
+        let delta = self.changes_of(surface_id, bbox, &clip, &op);
+        if delta.as_ref().is_some_and(Vec::is_empty) {
+            // The draw would leave every pixel as it is: no change, no event.
+            return Ok(());
+        }
         let mut guard = self.write();
         let state = &mut *guard;
         // The scale mode is not consulted: every scaled copy is nearest-neighbour.
-        let change = match op {
+        let drawn = match op {
             DrawOp::Fill { color, rop } => {
                 let target = target(state, surface_id)?;
                 target
@@ -204,29 +210,72 @@ impl<'a> Worker<'a> {
                 return Err(DisplayError::UnsupportedDrawType(draw_type))
             }
         };
-        let Some(change) = change else {
+        let Some(drawn) = drawn else {
             return Ok(());
         };
-        let generation = next_generation(state);
-        if let Some(entry) = state.surfaces.get_mut(&surface_id) {
+        // What the draw really changed, if it was worked out; else all it touched.
+        let changes = delta.unwrap_or_else(|| vec![drawn]);
+        let mut events = Vec::with_capacity(changes.len());
+        for change in changes {
+            let generation = next_generation(state);
+            let event = match change {
+                Change::Damage(rect) => DisplayEvent::Damage {
+                    surface_id,
+                    rect,
+                    generation,
+                },
+                Change::CopyBits { src, dest } => DisplayEvent::CopyBits {
+                    surface_id,
+                    src,
+                    dest,
+                    generation,
+                },
+            };
+            events.push((event, generation));
+        }
+        if let (Some(entry), Some(&(_, generation))) =
+            (state.surfaces.get_mut(&surface_id), events.last())
+        {
             entry.generation = generation;
         }
         drop(guard);
-        let event = match change {
-            Change::Damage(rect) => DisplayEvent::Damage {
-                surface_id,
-                rect,
-                generation,
-            },
-            Change::CopyBits { src, dest } => DisplayEvent::CopyBits {
-                surface_id,
-                src,
-                dest,
-                generation,
-            },
-        };
-        self.events.push((event, generation));
+        self.events.extend(events);
         Ok(())
+    }
+
+    /// What `op` would change on the surface as it is now, if that can be worked out without
+    /// drawing ([`delta`]); empty if nothing. Under the read lock: readers go on copying, and
+    /// the worker, the only writer, changes nothing before it draws.
+    fn changes_of(
+        &self,
+        surface_id: u32,
+        bbox: Rect,
+        clip: &Clip,
+        op: &DrawOp,
+    ) -> Option<Vec<Change>> {
+        let state = self
+            .shared
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let surface = &state.surfaces.get(&surface_id)?.surface;
+        match op {
+            DrawOp::Copy {
+                src: Image::Bitmap(bitmap),
+                src_area,
+                rop,
+                scale_mode: _,
+            } => {
+                let view = SourceView::from_bitmap(bitmap).ok()?;
+                let incoming = Incoming::copy(surface, bbox, clip, &view, *src_area, *rop)?;
+                Some(delta::changes(surface, &incoming))
+            }
+            DrawOp::Fill { color, rop } => {
+                let incoming = Incoming::fill(surface, bbox, clip, *color, *rop)?;
+                Some(delta::changes(surface, &incoming))
+            }
+            _ => None,
+        }
     }
 
     fn create(
@@ -421,14 +470,4 @@ fn target(state: &mut State, surface_id: u32) -> Result<&mut Entry, DisplayError
         .surfaces
         .get_mut(&surface_id)
         .ok_or(DisplayError::NoSuchSurface(surface_id))
-}
-
-/// What a draw changed, before it has a generation.
-enum Change {
-    Damage(Rect),
-    /// Exact enough to replay as COPY_BITS (see [`DisplayEvent::CopyBits`]).
-    CopyBits {
-        src: Point,
-        dest: Rect,
-    },
 }
