@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 use super::cursor::{CursorEvent, CursorState};
 use super::source::{CommandSource, Head, Point, Rect};
 use super::surface::{Surface, SurfaceFormat};
+use super::tiles::TileVersions;
 use super::worker;
 
 /// Events a subscriber may fall behind by before it lags and must resync. A guest at 60 frames
@@ -59,6 +60,16 @@ pub struct SurfaceSnapshot {
     pub stride: usize,
     /// Rows top-down, 32-bit little-endian pixels (bytes B, G, R, X/A).
     pub pixels: Arc<[u8]>,
+}
+
+/// What one read of a surface rectangle saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RectVersion {
+    /// The display's generation when it was read: every event up to it is in the pixels.
+    pub generation: u64,
+    /// The generation of the newest change to the rectangle's pixels (by 64 × 64 tiles):
+    /// two reads of one rectangle of one surface with the same `content` saw the same bytes.
+    pub content: u64,
 }
 
 /// A change to the display, in the order the worker made them.
@@ -102,9 +113,34 @@ pub enum DisplayEvent {
 pub(crate) struct Entry {
     pub(crate) surface: Surface,
     pub(crate) generation: u64,
+    /// The generation of the last change to each tile.
+    tiles: TileVersions,
 }
 
 impl Entry {
+    /// A surface created at `generation`.
+    pub(crate) fn new(surface: Surface, generation: u64) -> Self {
+        let tiles = TileVersions::new(surface.width(), surface.height(), generation);
+        Self {
+            surface,
+            generation,
+            tiles,
+        }
+    }
+
+    /// Records that the pixels of `rect` changed at `generation`.
+    pub(crate) fn changed(&mut self, rect: &Rect, generation: u64) {
+        self.generation = generation;
+        self.tiles.mark(rect, generation);
+    }
+
+    fn rect_version(&self, rect: &Rect, generation: u64) -> Option<RectVersion> {
+        (!rect.is_empty() && self.surface.bounds().contains(rect)).then(|| RectVersion {
+            generation,
+            content: self.tiles.version(rect),
+        })
+    }
+
     pub(crate) fn info(&self, surface_id: u32) -> SurfaceInfo {
         SurfaceInfo {
             surface_id,
@@ -270,6 +306,35 @@ impl DisplayHandle {
         let state = self.shared().read();
         let entry = state.surfaces.get(&surface_id)?;
         Some((entry.generation, entry.surface.read_rect(rect)?))
+    }
+
+    /// The version of `rect`'s pixels now, without reading them; `None` if the surface is
+    /// gone or `rect` is empty or not inside it.
+    pub fn rect_version(&self, surface_id: u32, rect: Rect) -> Option<RectVersion> {
+        let state = self.shared().read();
+        state
+            .surfaces
+            .get(&surface_id)?
+            .rect_version(&rect, state.generation)
+    }
+
+    /// Appends the pixels of `rect` to `out` as 24-bit B, G, R rows of `stride` bytes (the
+    /// fourth byte of each pixel dropped, row padding zeroed), copied under the lock the
+    /// worker writes under, so the bytes are exactly those of the version returned. `None`
+    /// (nothing appended) if the surface is gone, `rect` is not inside it, or `stride` is
+    /// shorter than a row.
+    pub fn read_rect_bgr(
+        &self,
+        surface_id: u32,
+        rect: Rect,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<RectVersion> {
+        let state = self.shared().read();
+        let entry = state.surfaces.get(&surface_id)?;
+        let version = entry.rect_version(&rect, state.generation)?;
+        entry.surface.read_rect_bgr(rect, stride, out)?;
+        Some(version)
     }
 
     pub fn cursor(&self) -> CursorState {

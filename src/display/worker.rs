@@ -209,7 +209,7 @@ impl<'a> Worker<'a> {
         };
         let generation = next_generation(state);
         if let Some(entry) = state.surfaces.get_mut(&surface_id) {
-            entry.generation = generation;
+            entry.changed(change.rect(), generation);
         }
         drop(guard);
         let event = match change {
@@ -277,10 +277,7 @@ impl<'a> Worker<'a> {
             ));
         }
         let generation = next_generation(state);
-        let entry = Entry {
-            surface,
-            generation,
-        };
+        let entry = Entry::new(surface, generation);
         let info = entry.info(surface_id);
         state.surfaces.insert(surface_id, entry);
         drop(guard);
@@ -431,4 +428,13 @@ enum Change {
         src: Point,
         dest: Rect,
     },
+}
+
+impl Change {
+    /// The pixels it changed.
+    fn rect(&self) -> &Rect {
+        match self {
+            Self::Damage(rect) | Self::CopyBits { dest: rect, .. } => rect,
+        }
+    }
 }
