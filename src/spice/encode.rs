@@ -14,6 +14,7 @@
 //! Natural content (video) barely compresses: as spice-server does, such images go raw, and
 //! the decision is made on a first slice so that noise costs one slice of compression.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::wire::{
@@ -98,7 +99,7 @@ impl RawImage {
     pub fn into_raw(self) -> Option<EncodedImage> {
         self.is_complete().then(|| EncodedImage {
             image_type: ImageType::BITMAP,
-            bytes: Arc::from(self.bytes),
+            bytes: Arc::new(self.bytes),
         })
     }
 
@@ -111,35 +112,51 @@ impl RawImage {
         match compress(self.pixel_bytes()) {
             Some(bytes) => Some(EncodedImage {
                 image_type: ImageType::LZ4,
-                bytes: Arc::from(bytes),
+                bytes: Arc::new(bytes),
             }),
             None => self.into_raw(),
         }
     }
 }
 
+thread_local! {
+    /// Where blocks are compressed before being copied, at their size, into the payload:
+    /// reused, so compressing neither zeroes nor faults in a bound-sized buffer each time,
+    /// and a kept payload holds no slack.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Scratch kept between images at most: one 1080p frame's bound; a larger one is freed
+/// after use.
+const MAX_KEPT_SCRATCH: usize = 8 * 1024 * 1024;
+
 /// Appends one block holding `input` compressed, referring to `prefix` (the input just before
 /// it, as the client's decoding stream holds it); returns the block's size.
 fn put_block(w: &Lz4Writer, out: &mut Vec<u8>, input: &[u8], prefix: &[u8]) -> Option<usize> {
-    let mut size = None;
-    w.block(out, |out| {
-        let at = out.len();
-        out.resize(
-            at.saturating_add(lz4_flex::block::get_maximum_output_size(input.len())),
-            0,
-        );
-        let dst = out.get_mut(at..).unwrap_or_default();
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let bound = lz4_flex::block::get_maximum_output_size(input.len());
+        if scratch.len() < bound {
+            scratch.resize(bound, 0);
+        }
+        let dst = scratch.get_mut(..bound).unwrap_or_default();
         let n = if prefix.is_empty() {
             lz4_flex::block::compress_into(input, dst)
         } else {
             lz4_flex::block::compress_into_with_dict(input, dst, prefix)
         };
-        // The buffer has the bound's room, so this does not fail; if it did, the block is
-        // left empty and the caller sends the image raw.
-        out.truncate(at.saturating_add(*n.as_ref().unwrap_or(&0)));
-        size = n.ok();
-    });
-    size
+        // The buffer has the bound's room, so this does not fail; if it did, the image is
+        // sent raw.
+        let block = n.ok().and_then(|n| scratch.get(..n));
+        if let Some(block) = block {
+            w.block(out, |out| out.extend_from_slice(block));
+        }
+        let size = block.map(<[u8]>::len);
+        if scratch.len() > MAX_KEPT_SCRATCH {
+            *scratch = Vec::new();
+        }
+        size
+    })
 }
 
 /// The LZ4 image payload of 24-bit top-down `pixels`, or `None` if it does not pay.
@@ -150,7 +167,7 @@ fn compress(pixels: &[u8]) -> Option<Vec<u8>> {
         PROBE_BYTES
     };
     let (probe, rest) = pixels.split_at(probe_len);
-    let mut out = Vec::with_capacity(pixels.len() / 2);
+    let mut out = Vec::new();
     let w = Lz4Writer::begin(&mut out, true, BitmapFormat::FMT_24BIT);
     let probe_size = put_block(&w, &mut out, probe, &[])?;
     if probe_size.saturating_mul(PAYS_DEN) > probe.len().saturating_mul(PAYS_NUM) {
@@ -160,6 +177,8 @@ fn compress(pixels: &[u8]) -> Option<Vec<u8>> {
         put_block(&w, &mut out, rest, probe)?;
     }
     w.finish(&mut out);
+    // Kept payloads are weighed by capacity: drop the growth slack.
+    out.shrink_to_fit();
     // A probe that paid followed by noise can still lose overall.
     (out.len() < pixels.len()).then_some(out)
 }

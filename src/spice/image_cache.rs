@@ -210,7 +210,7 @@ impl ImageCache {
                     inner.hits = inner.hits.saturating_add(1);
                 } else {
                     inner.misses = inner.misses.saturating_add(1);
-                    let weight = image.bytes.len();
+                    let weight = image.bytes.capacity();
                     if let Some(entry) = inner.map.get_mut(&key).filter(|_| ours) {
                         entry.weight = weight;
                         inner.bytes = inner.bytes.saturating_add(weight);
@@ -262,7 +262,7 @@ mod tests {
     fn image(n: usize) -> EncodedImage {
         EncodedImage {
             image_type: ImageType::BITMAP,
-            bytes: vec![7u8; n].into(),
+            bytes: Arc::new(vec![7u8; n]),
         }
     }
 

@@ -21,7 +21,7 @@ enum Chunk {
     /// Bytes framed for this client (headers, small messages, per-client image parts).
     Own(Vec<u8>),
     /// A payload shared with other clients: an image encoded once.
-    Shared(Arc<[u8]>),
+    Shared(Arc<Vec<u8>>),
 }
 
 impl Chunk {
@@ -94,7 +94,7 @@ impl Outbox {
     pub fn send_split<'a, M: Message<'a>>(
         &mut self,
         msg: &M,
-        head: impl for<'m> FnOnce(&'m M, &mut Vec<u8>) -> Option<&'m Arc<[u8]>>,
+        head: impl for<'m> FnOnce(&'m M, &mut Vec<u8>) -> Option<&'m Arc<Vec<u8>>>,
     ) -> u64 {
         let before = self.tail.len();
         let (serial, payload) = self
@@ -326,7 +326,7 @@ mod tests {
     }
 
     /// A message with a shared payload, as `MsgDisplayDrawCopy::encode_head` frames one.
-    struct Split(Arc<[u8]>);
+    struct Split(Arc<Vec<u8>>);
     impl crate::spice::wire::Codec<'_> for Split {
         fn encode(&self, out: &mut Vec<u8>) {
             out.extend_from_slice(b"hd");
@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn shared_payloads_are_queued_by_reference_and_written_in_order() {
         let mut out = Outbox::new(MessageWriter::new(HeaderKind::Mini));
-        let payload: Arc<[u8]> = Arc::from(&b"PAYLOAD"[..]);
+        let payload = Arc::new(b"PAYLOAD".to_vec());
         let mut expect = Vec::new();
         let mut reference = MessageWriter::new(HeaderKind::Mini);
         for _ in 0..3 {

@@ -311,8 +311,8 @@ impl MessageWriter {
         &mut self,
         msg_type: u16,
         out: &mut Vec<u8>,
-        encode_head: impl FnOnce(&mut Vec<u8>) -> Option<Arc<[u8]>>,
-    ) -> (u64, Option<Arc<[u8]>>) {
+        encode_head: impl FnOnce(&mut Vec<u8>) -> Option<Arc<Vec<u8>>>,
+    ) -> (u64, Option<Arc<Vec<u8>>>) {
         self.sent = self.sent.saturating_add(1);
         let size = match self.kind {
             HeaderKind::Mini => {

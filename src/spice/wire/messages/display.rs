@@ -341,7 +341,7 @@ impl MsgDisplayDrawCopy {
     /// Writes the message up to the source image's shared payload and returns that payload,
     /// which ends the message (the mask has no image); writes everything and returns `None`
     /// otherwise. The one encoding of this message: [`Codec::encode`] appends the payload.
-    pub fn encode_head(&self, out: &mut Vec<u8>) -> Option<&Arc<[u8]>> {
+    pub fn encode_head(&self, out: &mut Vec<u8>) -> Option<&Arc<Vec<u8>>> {
         let body_start = out.len();
         self.base.encode(out);
         let src = PointerSlot::reserve(out);

@@ -144,7 +144,7 @@ pub struct EncodedImage {
     /// BITMAP or LZ4.
     pub image_type: ImageType,
     /// The payload's wire bytes.
-    pub bytes: Arc<[u8]>,
+    pub bytes: Arc<Vec<u8>>,
 }
 
 impl ImageData {
@@ -166,7 +166,7 @@ impl Image {
     /// Writes the image up to a shared payload and returns that payload, which the caller
     /// sends after the bytes written (it ends the message); writes everything and returns
     /// `None` for any other image.
-    pub fn encode_head(&self, out: &mut Vec<u8>) -> Option<&Arc<[u8]>> {
+    pub fn encode_head(&self, out: &mut Vec<u8>) -> Option<&Arc<Vec<u8>>> {
         out.put_u64(self.descriptor.id);
         self.data.image_type().encode(out);
         self.descriptor.flags.encode(out);
