@@ -511,6 +511,43 @@ fn encode_once_serves_every_client_reading_the_same_generation() {
 }
 
 #[test]
+fn encode_once_survives_changes_elsewhere_on_the_surface() {
+    let lz4 = PipeConfig {
+        lz4: true,
+        ..CONFIG
+    };
+    let cache = Arc::new(ImageCache::new(1 << 20));
+    let mut a = Rig::new(lz4);
+    let mut b = Rig::new(lz4);
+    a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    for rig in [&mut a, &mut b] {
+        rig.pipe.resync(&rig.canvas);
+        rig.drain();
+    }
+    let text = Rect::ltrb(2, 2, 30, 20);
+    let far = Rect::ltrb(40, 30, 60, 44);
+    // A reads the text right away; B only after something else on the screen changed: the
+    // global generation moved, the text's content version did not.
+    let e = a.canvas.paint(text, 0x33);
+    a.event(e);
+    a.drain();
+    let e = b.canvas.paint(text, 0x33);
+    b.event(e);
+    let e = b.canvas.paint(far, 0x77);
+    b.event(e);
+    let before = b.pipe.stats().cache_hits;
+    b.drain();
+    b.assert_converged();
+    assert_eq!(
+        b.pipe.stats().cache_hits,
+        before + 1,
+        "the text came from A's encoding"
+    );
+    assert_eq!(b.pipe.stats().draws, 1 + 2);
+}
+
+#[test]
 fn reset_clears_the_client() {
     let mut rig = Rig::new(CONFIG);
     rig.drain();
