@@ -183,6 +183,9 @@ pub(crate) struct Shared {
     published: Mutex<u64>,
     changed: Condvar,
     events: broadcast::Sender<DisplayEvent>,
+    /// Cursor and reset events only, for readers that need nothing else (a SPICE cursor
+    /// channel): drawing, by far the most frequent change, does not wake them.
+    cursor_events: broadcast::Sender<DisplayEvent>,
     pub(crate) stop: AtomicBool,
 }
 
@@ -193,6 +196,7 @@ impl Shared {
             published: Mutex::new(0),
             changed: Condvar::new(),
             events: broadcast::channel(EVENT_CAPACITY).0,
+            cursor_events: broadcast::channel(EVENT_CAPACITY).0,
             stop: AtomicBool::new(false),
         }
     }
@@ -205,6 +209,9 @@ impl Shared {
 
     /// Sends `event` (no subscriber is fine) and wakes the waiters on `generation`.
     pub(crate) fn publish(&self, event: DisplayEvent, generation: u64) {
+        if matches!(event, DisplayEvent::Cursor(_) | DisplayEvent::Reset { .. }) {
+            let _ = self.cursor_events.send(event.clone());
+        }
         let _ = self.events.send(event);
         let mut published = self
             .published
@@ -281,6 +288,12 @@ impl DisplayHandle {
     /// (see the module documentation).
     pub fn subscribe(&self) -> broadcast::Receiver<DisplayEvent> {
         self.shared().events.subscribe()
+    }
+
+    /// [`DisplayEvent::Cursor`] and [`DisplayEvent::Reset`] events from now on, as
+    /// [`DisplayHandle::subscribe`] delivers them (same order, same lag rule), and no others.
+    pub fn subscribe_cursor(&self) -> broadcast::Receiver<DisplayEvent> {
+        self.shared().cursor_events.subscribe()
     }
 
     /// Every surface, by id.

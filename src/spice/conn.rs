@@ -312,11 +312,11 @@ impl Driver {
         let mut out = Outbox::new(MessageWriter::new(kind));
         let canvas: Arc<dyn Canvas> = Arc::new(shared.display.clone());
         // Subscribe before any state is read, so no change falls between (display/handle.rs).
-        let events = matches!(
-            linked.channel_type,
-            ChannelType::DISPLAY | ChannelType::CURSOR
-        )
-        .then(|| shared.display.subscribe());
+        let events = match linked.channel_type {
+            ChannelType::DISPLAY => Some(shared.display.subscribe()),
+            ChannelType::CURSOR => Some(shared.display.subscribe_cursor()),
+            _ => None,
+        };
         let mut modifiers = None;
         let core: Box<dyn ChannelCore> = match linked.channel_type {
             ChannelType::MAIN => Box::new(MainChannel::new(
