@@ -15,9 +15,12 @@ backports_pkgs=(qemu-system-x86)
 # busybox-static, cpio, zstd, xz-utils: guest assembly; spice-client-gtk (spicy-screenshot) and the
 # GObject bindings: headless SPICE clients; imagemagick: PPM -> PNG for failure artefacts;
 # systemd: systemd-analyze and systemd-socket-activate for the prod_* tests; openssl: the
-# certificates of docs/tls.md in spice_tls.
+# certificates of docs/tls.md in spice_tls; libvirt-daemon-system, libvirt-daemon-driver-qemu,
+# libvirt-clients (libvirt 9.0) and iproute2: vm_libvirt's libvirtd in a namespace;
+# systemd-container: prod_nspawn's systemd-nspawn.
 bookworm_pkgs=(spice-client-gtk gir1.2-spiceclientglib-2.0 python3-gi cpio busybox-static zstd
-    xz-utils imagemagick util-linux systemd openssl)
+    xz-utils imagemagick util-linux systemd openssl libvirt-daemon-system
+    libvirt-daemon-driver-qemu libvirt-clients iproute2 systemd-container)
 backports_line='deb http://deb.debian.org/debian bookworm-backports main'
 backports_list=/etc/apt/sources.list.d/bookworm-backports.list
 

@@ -13,11 +13,13 @@
 //! # Layout
 //! - `args.rs`: the clap command line.
 //! - `file.rs`: the TOML file ([`Settings`]), its search order, credentials.
+//! - `libvirt.rs`: the libvirt domain that started us, from its inherited pid file.
 //! - `spice.rs`: the SPICE options and the secure defaults.
 #![forbid(unsafe_code)]
 
 mod args;
 mod file;
+mod libvirt;
 mod spice;
 #[cfg(test)]
 mod spice_tests;
@@ -34,7 +36,7 @@ pub use args::Args;
 pub use file::{
     read_config, Environment, PortSetting, Settings, CONFIG_ENV, CREDENTIAL_CONFIG,
     CREDENTIAL_PASSWORD, CREDENTIAL_TLS_CA, CREDENTIAL_TLS_CERT, CREDENTIAL_TLS_KEY,
-    DEFAULT_CONFIG_PATH,
+    DEFAULT_CONFIG_PATH, DOMAIN_CONFIG_DIR,
 };
 
 use crate::spice::ticket::Secret;
@@ -74,6 +76,16 @@ pub enum InputPolicy {
     First,
     /// Nobody: view only.
     None,
+}
+
+impl From<InputPolicy> for crate::spice::InputPolicy {
+    fn from(policy: InputPolicy) -> Self {
+        match policy {
+            InputPolicy::All => Self::All,
+            InputPolicy::First => Self::First,
+            InputPolicy::None => Self::None,
+        }
+    }
 }
 
 /// A SPICE listening endpoint.

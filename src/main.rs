@@ -23,11 +23,15 @@ fn main() -> ExitCode {
         Ok(service) => service,
         Err(e) => return fail(&e),
     };
-    let config = match Config::load(&args, &Environment::from_process(), &service.activated) {
+    let env = Environment::from_process();
+    let config = match Config::load(&args, &env, &service.activated) {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
     init_logging(config.log.as_deref());
+    if let Some(domain) = &env.libvirt_domain {
+        info!(domain, "Started by libvirt");
+    }
     if let Some(path) = &config.config_file {
         info!(file = %path.display(), "Configuration file read");
     }

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use spice_support::*;
-use vhost_user_spice::config::InputPolicy;
 use vhost_user_spice::display::Rect;
 use vhost_user_spice::guest::{InputClientId, InputEvent};
 use vhost_user_spice::spice::ticket::Ticketing;
+use vhost_user_spice::spice::InputPolicy;
 use vhost_user_spice::spice::SpiceConfig;
 
 const W: u32 = 400;

@@ -44,7 +44,7 @@ pub fn spice_config(options: &SpiceOptions, started: Instant) -> Result<SpiceCon
     };
     let mut config = SpiceConfig {
         max_clients: usize::try_from(options.max_clients).unwrap_or(usize::MAX),
-        input: options.input,
+        input: options.input.into(),
         ..SpiceConfig::new(ticketing)
     };
     spice_setup::apply(options, &mut config)?;
@@ -266,7 +266,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.listeners.len(), 2);
         assert_eq!(config.max_clients, 3);
-        assert_eq!(config.input, InputPolicy::First);
+        assert_eq!(config.input, crate::spice::InputPolicy::First);
         assert!(matches!(config.ticketing, Ticketing::Disabled));
         assert!(config.tls.is_none());
         assert_eq!(describe(&config), "SPICE 127.0.0.1:5930, /run/x/spice.sock");

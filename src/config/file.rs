@@ -13,6 +13,9 @@ use super::{ConfigError, InputPolicy};
 /// The host-wide file read when nothing names another one (libvirt passes only `--fd`).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vhost-user-spice/default.toml";
 
+/// Where `<domain>.toml` is looked for when libvirt started us (see [`super::libvirt`]).
+pub const DOMAIN_CONFIG_DIR: &str = "/etc/vhost-user-spice";
+
 /// Environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "VHOST_USER_SPICE_CONFIG";
 
@@ -169,6 +172,10 @@ pub struct Environment {
     pub credentials_dir: Option<PathBuf>,
     /// [`DEFAULT_CONFIG_PATH`], or another in tests.
     pub default_config: PathBuf,
+    /// The libvirt domain that started this process, from its inherited pid file.
+    pub libvirt_domain: Option<String>,
+    /// [`DOMAIN_CONFIG_DIR`], or another in tests.
+    pub domain_config_dir: PathBuf,
 }
 
 impl Environment {
@@ -182,6 +189,8 @@ impl Environment {
             config_env: non_empty(CONFIG_ENV),
             credentials_dir: non_empty("CREDENTIALS_DIRECTORY"),
             default_config: DEFAULT_CONFIG_PATH.into(),
+            libvirt_domain: super::libvirt::inherited_domain(),
+            domain_config_dir: DOMAIN_CONFIG_DIR.into(),
         }
     }
 
@@ -191,6 +200,8 @@ impl Environment {
             config_env: None,
             credentials_dir: None,
             default_config: "/nonexistent/vhost-user-spice/default.toml".into(),
+            libvirt_domain: None,
+            domain_config_dir: "/nonexistent/vhost-user-spice".into(),
         }
     }
 
@@ -206,16 +217,26 @@ impl Environment {
     }
 
     /// The configuration file to read: `--config`, else `$VHOST_USER_SPICE_CONFIG` (both must
-    /// exist), else the credential `config`, else the default file if it exists, else none.
+    /// exist), else the credential `config`, else the libvirt domain's `<name>.toml` if it
+    /// exists, else the default file if it exists, else none.
     pub fn locate_config(&self, explicit: Option<&Path>) -> Option<PathBuf> {
         if let Some(path) = explicit.or(self.config_env.as_deref()) {
             return Some(path.into());
         }
-        self.credential(CREDENTIAL_CONFIG).or_else(|| {
-            self.default_config
-                .is_file()
-                .then(|| self.default_config.clone())
-        })
+        self.credential(CREDENTIAL_CONFIG)
+            .or_else(|| self.domain_config())
+            .or_else(|| {
+                self.default_config
+                    .is_file()
+                    .then(|| self.default_config.clone())
+            })
+    }
+
+    /// `<domain>.toml` of the libvirt domain that started us, if it exists.
+    pub fn domain_config(&self) -> Option<PathBuf> {
+        let domain = self.libvirt_domain.as_deref()?;
+        let path = self.domain_config_dir.join(format!("{domain}.toml"));
+        path.is_file().then_some(path)
     }
 }
 

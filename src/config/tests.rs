@@ -218,10 +218,25 @@ fn config_file_search_order() {
         config_env: None,
         credentials_dir: Some(creds.clone()),
         default_config: default.clone(),
+        libvirt_domain: Some("vm1".into()),
+        domain_config_dir: dir.path().into(),
     };
     assert_eq!(env.locate_config(None), None, "nothing there");
     std::fs::write(&default, "").unwrap();
     assert_eq!(env.locate_config(None), Some(default.clone()));
+    let domain = dir.path().join("vm1.toml");
+    std::fs::write(&domain, "").unwrap();
+    assert_eq!(
+        env.locate_config(None),
+        Some(domain.clone()),
+        "libvirt's domain"
+    );
+    env.libvirt_domain = Some("vm2".into());
+    assert_eq!(
+        env.locate_config(None),
+        Some(default.clone()),
+        "no vm2.toml"
+    );
     std::fs::write(creds.join("config"), "width = 1000\n").unwrap();
     assert_eq!(env.locate_config(None), Some(creds.join("config")));
     env.config_env = Some("/from/env.toml".into());

@@ -36,5 +36,5 @@ pub use server::{
     serve, ListenAt, ListenerSpec, SpiceConfig, SpiceError, SpiceServer, DEFAULT_MAX_CLIENTS,
     DEFAULT_PORT,
 };
-pub use session::{ClientStats, DisplayStats};
+pub use session::{ClientStats, DisplayStats, InputPolicy};
 pub use tls::{TlsError, TlsSettings, TLS_HANDSHAKE_TIMEOUT};

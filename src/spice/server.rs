@@ -18,10 +18,10 @@ use super::conn::{self, ConnError, Identity, Shared, DEFAULT_STALL_TIMEOUT};
 use super::image_cache::ImageCacheStats;
 use super::link::SecureChannels;
 use super::pipe::DEFAULT_PIPE_BUDGET;
+use super::session::InputPolicy;
 use super::session::{ClientStats, Sessions, CHANNELS_PER_SESSION};
 use super::ticket::{ServerKey, TicketError, Ticketing};
 use super::tls::{self, Tls, TlsError, TlsSettings};
-use crate::config::InputPolicy;
 use crate::display::DisplayHandle;
 use crate::guest::{DisplayControl, HeadRequest, InputSink};
 

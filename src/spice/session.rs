@@ -16,7 +16,6 @@ use super::pipe::PipeStats;
 use super::wire::{
     Caps, ChannelId, ChannelType, DisplayCap, InputsCap, LinkMess, MainCap, MouseMode, SpiceLinkErr,
 };
-use crate::config::InputPolicy;
 
 /// The channels a session offers, in CHANNELS_LIST order (main is the one already open).
 pub const SESSION_CHANNELS: [ChannelId; 3] = [
@@ -63,6 +62,18 @@ pub struct ClientStats {
     pub input_allowed: bool,
     /// Its display channel, once linked.
     pub display: Option<DisplayStats>,
+}
+
+/// Which clients' keyboard and mouse reach the guest (`--input`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputPolicy {
+    /// Every connected client.
+    #[default]
+    All,
+    /// Only the longest-connected client; the others watch.
+    First,
+    /// Nobody: view only.
+    None,
 }
 
 /// Who may type: the policy and, for [`InputPolicy::First`], the longest-connected session.

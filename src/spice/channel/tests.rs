@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::InputPolicy;
 use crate::display::source::CursorShape;
 use crate::display::{self, CursorEvent, CursorState, Point, Rect, SurfaceInfo};
 use crate::guest::{
@@ -20,6 +19,7 @@ use crate::spice::wire::{
     MsgcInputsMousePosition, MsgcInputsMousePress, MsgcInputsMouseRelease, MsgcMainAttachChannels,
     MsgcMainMouseModeRequest,
 };
+use crate::spice::InputPolicy;
 
 struct FakeCanvas {
     cursor: Mutex<CursorState>,
