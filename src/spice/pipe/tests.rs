@@ -67,6 +67,29 @@ impl FakeCanvas {
         }
     }
 
+    /// Fills `rect` with noise (incompressible) and returns the damage event.
+    fn paint_noise(&self, rect: Rect, mut seed: u32) -> DisplayEvent {
+        let mut s = self.state.lock().unwrap();
+        let w = s.0 as i32;
+        for y in rect.top..rect.bottom {
+            for x in rect.left..rect.right {
+                let i = ((y * w + x) * 4) as usize;
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                s.2[i..i + 4].copy_from_slice(&seed.to_le_bytes());
+                s.2[i + 3] = 0xff;
+            }
+        }
+        s.3 += 1;
+        self.mark(rect, s.0, s.3);
+        DisplayEvent::Damage {
+            surface_id: 0,
+            rect,
+            generation: s.3,
+        }
+    }
+
     /// Copies the `dest`-sized area at `src` to `dest`, as the worker's COPY_BITS does.
     fn copy(&self, src: (i32, i32), dest: Rect) -> DisplayEvent {
         let area = Rect::ltrb(
@@ -545,6 +568,38 @@ fn encode_once_survives_changes_elsewhere_on_the_surface() {
         "the text came from A's encoding"
     );
     assert_eq!(b.pipe.stats().draws, 1 + 2);
+}
+
+#[test]
+fn lz4_that_does_not_pay_is_decided_once_and_sent_raw_to_every_client() {
+    let lz4 = PipeConfig {
+        lz4: true,
+        ..CONFIG
+    };
+    let cache = Arc::new(ImageCache::new(1 << 20));
+    let mut a = Rig::new(lz4);
+    let mut b = Rig::new(lz4);
+    a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    for rig in [&mut a, &mut b] {
+        rig.pipe.resync(&rig.canvas);
+        rig.drain();
+        let lz4_before = rig.pipe.stats().lz4_images;
+        let e = rig
+            .canvas
+            .paint_noise(Rect::ltrb(0, 0, 64, 40), 0x9e37_79b9);
+        rig.event(e);
+        rig.drain();
+        rig.assert_converged();
+        assert_eq!(rig.pipe.stats().lz4_images, lz4_before, "noise goes raw");
+    }
+    assert_eq!(
+        b.pipe.stats().cache_hits,
+        2,
+        "B took A's image and A's decision"
+    );
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2));
 }
 
 #[test]
