@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -182,6 +182,9 @@ pub(crate) struct Shared {
     /// lock the worker needs; `changed` is signalled on every update.
     published: Mutex<u64>,
     changed: Condvar,
+    /// Threads in `wait_generation` / `wait_until`, counted before they take `published`:
+    /// with none (the server's steady state), a change costs the worker no wake syscall.
+    waiters: AtomicUsize,
     events: broadcast::Sender<DisplayEvent>,
     /// Cursor and reset events only, for readers that need nothing else (a SPICE cursor
     /// channel): drawing, by far the most frequent change, does not wake them.
@@ -195,6 +198,7 @@ impl Shared {
             state: RwLock::new(State::default()),
             published: Mutex::new(0),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
             events: broadcast::channel(EVENT_CAPACITY).0,
             cursor_events: broadcast::channel(EVENT_CAPACITY).0,
             stop: AtomicBool::new(false),
@@ -218,8 +222,28 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *published = (*published).max(generation);
+        // Read under `published`: a waiter counted itself before taking it, so either it
+        // sees this generation when it checks, or it is counted here and woken.
+        let waiting = self.waiters.load(Ordering::SeqCst) > 0;
         drop(published);
-        self.changed.notify_all();
+        if waiting {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Counts the caller among the waiters until the guard drops.
+    fn waiting(&self) -> Waiting<'_> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        Waiting(&self.waiters)
+    }
+}
+
+/// One thread counted in [`Shared::waiters`].
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -368,6 +392,7 @@ impl DisplayHandle {
     /// passes; true if it has. For tests and the daemon's own checks, never for async code.
     pub fn wait_generation(&self, min: u64, timeout: Duration) -> bool {
         let shared = self.shared();
+        let _waiting = shared.waiting();
         let published = shared
             .published
             .lock()
@@ -385,6 +410,7 @@ impl DisplayHandle {
         // `None`: the timeout reaches past what `Instant` can represent; wait without end.
         let deadline = Instant::now().checked_add(timeout);
         let shared = self.shared();
+        let _waiting = shared.waiting();
         loop {
             let seen = *shared
                 .published
