@@ -174,3 +174,45 @@ fn the_benchmarks_natural_video_goes_raw() {
     assert_eq!(kind, ImageType::BITMAP);
     assert!(back == bgr);
 }
+
+/// Run with `cargo test --release --lib -- --ignored --nocapture measure_encode`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_encode_of_a_document_frame() {
+    let content = crate::workload::content::Content::new(1);
+    let (w, h) = (1280usize, 800usize);
+    let mut px = vec![0u8; w * h * 4];
+    content.fill_text(&mut px, w, 3, 8, 0x00f0_f0e8, 0x0020_2020);
+    let surface = crate::display::Surface::new(
+        w as u32,
+        h as u32,
+        crate::display::SurfaceFormat::XRGB32,
+        Some(&px),
+    )
+    .unwrap();
+    let rect = crate::display::Rect::ltrb(0, 0, w as i32, h as i32);
+    let n = 20;
+    let t = std::time::Instant::now();
+    let mut bgr = Vec::new();
+    for _ in 0..n {
+        bgr.clear();
+        surface.read_rect_bgr(rect, w * 3, &mut bgr).unwrap();
+    }
+    let pack = t.elapsed() / n;
+    let t = std::time::Instant::now();
+    let mut size = 0;
+    for _ in 0..n {
+        size = raw(w as u32, h as u32, &bgr)
+            .into_lz4_or_raw()
+            .unwrap()
+            .bytes
+            .len();
+    }
+    let lz4 = t.elapsed() / n;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(lz4_flex::block::compress(&px));
+    }
+    let lz4_32 = t.elapsed() / n;
+    eprintln!("pack {pack:?}, copy + lz4 {lz4:?} -> {size} bytes, lz4 of 32-bit {lz4_32:?}");
+}
