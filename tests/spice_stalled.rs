@@ -10,8 +10,8 @@ use spice_support::*;
 use vhost_user_spice::display::Rect;
 use vhost_user_spice::spice::ticket::Ticketing;
 use vhost_user_spice::spice::wire::{
-    Codec, ImageData, MsgDisplayCopyBits, MsgDisplayDrawCopy, MsgDisplaySurfaceCreate, MsgcAck,
-    MsgcAckSync,
+    BitmapFormat, Codec, ImageData, MsgDisplayCopyBits, MsgDisplayDrawCopy,
+    MsgDisplaySurfaceCreate, MsgcAck, MsgcAckSync,
 };
 use vhost_user_spice::spice::SpiceConfig;
 
@@ -63,11 +63,15 @@ impl Viewer {
                 let ImageData::Bitmap(bm) = m.src_bitmap.data else {
                     panic!("raw clients get bitmaps")
                 };
+                assert_eq!(bm.format, BitmapFormat::FMT_24BIT);
                 let b = m.base.bbox;
-                let row = (b.right - b.left) as usize * 4;
+                let w = (b.right - b.left) as usize;
                 for (i, y) in (b.top..b.bottom).enumerate() {
-                    let at = (y as usize * self.width as usize + b.left as usize) * 4;
-                    self.pixels[at..at + row].copy_from_slice(&bm.data[i * row..(i + 1) * row]);
+                    for x in 0..w {
+                        let at = (y as usize * self.width as usize + b.left as usize + x) * 4;
+                        let from = bm.stride as usize * i + x * 3;
+                        self.pixels[at..at + 3].copy_from_slice(&bm.data[from..from + 3]);
+                    }
                 }
             }
             104 => {
@@ -95,7 +99,13 @@ impl Viewer {
         let deadline = Instant::now() + WAIT;
         loop {
             let snap = guest.display.snapshot(0).unwrap();
-            if self.pixels == *snap.pixels {
+            // The wire carries B, G, R (24-bit bitmaps); the fourth byte is not sent.
+            let same = self
+                .pixels
+                .chunks(4)
+                .zip(snap.pixels.chunks(4))
+                .all(|(a, b)| a[..3] == b[..3]);
+            if same {
                 return;
             }
             assert!(Instant::now() < deadline, "viewer did not converge");

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 use super::cursor::{CursorEvent, CursorState};
 use super::source::{CommandSource, Head, Point, Rect};
 use super::surface::{Surface, SurfaceFormat};
+use super::tiles::TileVersions;
 use super::worker;
 
 /// Events a subscriber may fall behind by before it lags and must resync. A guest at 60 frames
@@ -59,6 +60,16 @@ pub struct SurfaceSnapshot {
     pub stride: usize,
     /// Rows top-down, 32-bit little-endian pixels (bytes B, G, R, X/A).
     pub pixels: Arc<[u8]>,
+}
+
+/// What one read of a surface rectangle saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RectVersion {
+    /// The display's generation when it was read: every event up to it is in the pixels.
+    pub generation: u64,
+    /// The generation of the newest change to the rectangle's pixels (by 64 × 64 tiles):
+    /// two reads of one rectangle of one surface with the same `content` saw the same bytes.
+    pub content: u64,
 }
 
 /// A change to the display, in the order the worker made them. One draw may give several,
@@ -104,9 +115,34 @@ pub enum DisplayEvent {
 pub(crate) struct Entry {
     pub(crate) surface: Surface,
     pub(crate) generation: u64,
+    /// The generation of the last change to each tile.
+    tiles: TileVersions,
 }
 
 impl Entry {
+    /// A surface created at `generation`.
+    pub(crate) fn new(surface: Surface, generation: u64) -> Self {
+        let tiles = TileVersions::new(surface.width(), surface.height(), generation);
+        Self {
+            surface,
+            generation,
+            tiles,
+        }
+    }
+
+    /// Records that the pixels of `rect` changed at `generation`.
+    pub(crate) fn changed(&mut self, rect: &Rect, generation: u64) {
+        self.generation = generation;
+        self.tiles.mark(rect, generation);
+    }
+
+    fn rect_version(&self, rect: &Rect, generation: u64) -> Option<RectVersion> {
+        (!rect.is_empty() && self.surface.bounds().contains(rect)).then(|| RectVersion {
+            generation,
+            content: self.tiles.version(rect),
+        })
+    }
+
     pub(crate) fn info(&self, surface_id: u32) -> SurfaceInfo {
         SurfaceInfo {
             surface_id,
@@ -148,7 +184,13 @@ pub(crate) struct Shared {
     /// lock the worker needs; `changed` is signalled on every update.
     published: Mutex<u64>,
     changed: Condvar,
+    /// Threads in `wait_generation` / `wait_until`, counted before they take `published`:
+    /// with none (the server's steady state), a change costs the worker no wake syscall.
+    waiters: AtomicUsize,
     events: broadcast::Sender<DisplayEvent>,
+    /// Cursor and reset events only, for readers that need nothing else (a SPICE cursor
+    /// channel): drawing, by far the most frequent change, does not wake them.
+    cursor_events: broadcast::Sender<DisplayEvent>,
     pub(crate) stop: AtomicBool,
 }
 
@@ -158,7 +200,9 @@ impl Shared {
             state: RwLock::new(State::default()),
             published: Mutex::new(0),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
             events: broadcast::channel(EVENT_CAPACITY).0,
+            cursor_events: broadcast::channel(EVENT_CAPACITY).0,
             stop: AtomicBool::new(false),
         }
     }
@@ -171,14 +215,37 @@ impl Shared {
 
     /// Sends `event` (no subscriber is fine) and wakes the waiters on `generation`.
     pub(crate) fn publish(&self, event: DisplayEvent, generation: u64) {
+        if matches!(event, DisplayEvent::Cursor(_) | DisplayEvent::Reset { .. }) {
+            let _ = self.cursor_events.send(event.clone());
+        }
         let _ = self.events.send(event);
         let mut published = self
             .published
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *published = (*published).max(generation);
+        // Read under `published`: a waiter counted itself before taking it, so either it
+        // sees this generation when it checks, or it is counted here and woken.
+        let waiting = self.waiters.load(Ordering::SeqCst) > 0;
         drop(published);
-        self.changed.notify_all();
+        if waiting {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Counts the caller among the waiters until the guard drops.
+    fn waiting(&self) -> Waiting<'_> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        Waiting(&self.waiters)
+    }
+}
+
+/// One thread counted in [`Shared::waiters`].
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -249,6 +316,12 @@ impl DisplayHandle {
         self.shared().events.subscribe()
     }
 
+    /// [`DisplayEvent::Cursor`] and [`DisplayEvent::Reset`] events from now on, as
+    /// [`DisplayHandle::subscribe`] delivers them (same order, same lag rule), and no others.
+    pub fn subscribe_cursor(&self) -> broadcast::Receiver<DisplayEvent> {
+        self.shared().cursor_events.subscribe()
+    }
+
     /// Every surface, by id.
     pub fn surfaces(&self) -> Vec<SurfaceInfo> {
         let state = self.shared().read();
@@ -274,6 +347,35 @@ impl DisplayHandle {
         Some((entry.generation, entry.surface.read_rect(rect)?))
     }
 
+    /// The version of `rect`'s pixels now, without reading them; `None` if the surface is
+    /// gone or `rect` is empty or not inside it.
+    pub fn rect_version(&self, surface_id: u32, rect: Rect) -> Option<RectVersion> {
+        let state = self.shared().read();
+        state
+            .surfaces
+            .get(&surface_id)?
+            .rect_version(&rect, state.generation)
+    }
+
+    /// Appends the pixels of `rect` to `out` as 24-bit B, G, R rows of `stride` bytes (the
+    /// fourth byte of each pixel dropped, row padding zeroed), copied under the lock the
+    /// worker writes under, so the bytes are exactly those of the version returned. `None`
+    /// (nothing appended) if the surface is gone, `rect` is not inside it, or `stride` is
+    /// shorter than a row.
+    pub fn read_rect_bgr(
+        &self,
+        surface_id: u32,
+        rect: Rect,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<RectVersion> {
+        let state = self.shared().read();
+        let entry = state.surfaces.get(&surface_id)?;
+        let version = entry.rect_version(&rect, state.generation)?;
+        entry.surface.read_rect_bgr(rect, stride, out)?;
+        Some(version)
+    }
+
     pub fn cursor(&self) -> CursorState {
         self.shared().read().cursor.clone()
     }
@@ -292,6 +394,7 @@ impl DisplayHandle {
     /// passes; true if it has. For tests and the daemon's own checks, never for async code.
     pub fn wait_generation(&self, min: u64, timeout: Duration) -> bool {
         let shared = self.shared();
+        let _waiting = shared.waiting();
         let published = shared
             .published
             .lock()
@@ -309,6 +412,7 @@ impl DisplayHandle {
         // `None`: the timeout reaches past what `Instant` can represent; wait without end.
         let deadline = Instant::now().checked_add(timeout);
         let shared = self.shared();
+        let _waiting = shared.waiting();
         loop {
             let seen = *shared
                 .published

@@ -11,6 +11,7 @@
 //! - `pixels`: reading source bitmaps as ARGB, ROP combination.
 //! - `surface`: a canonical surface and its draw operations.
 //! - `delta`: what a draw really changes: unchanged rows and columns trimmed, scrolls found.
+//! - `tiles`: per-tile versions, so readers can name what a rectangle's pixels are.
 //! - `cursor`: the cursor state.
 //! - `worker`: the thread loop.
 //! - `warn_limit`: the rate limit on warnings the guest can trigger.
@@ -26,6 +27,7 @@ mod pixels;
 pub mod qxl_source;
 pub mod source;
 mod surface;
+mod tiles;
 mod warn_limit;
 mod worker;
 
@@ -33,7 +35,8 @@ pub use cursor::{CursorEvent, CursorState, MAX_CURSOR_SIDE};
 pub use error::DisplayError;
 pub use geom::{Clip, Point, Rect, MAX_CLIP_RECTS};
 pub use handle::{
-    spawn, try_spawn, DisplayEvent, DisplayHandle, SurfaceInfo, SurfaceSnapshot, EVENT_CAPACITY,
+    spawn, try_spawn, DisplayEvent, DisplayHandle, RectVersion, SurfaceInfo, SurfaceSnapshot,
+    EVENT_CAPACITY,
 };
 pub use source::{CommandSource, Head};
 pub use surface::{Surface, SurfaceFormat, MAX_SURFACE_BYTES, MAX_SURFACE_SIDE};

@@ -106,6 +106,7 @@ fn arrow() -> CursorShape {
 fn a_session_arrives_in_order_with_increasing_generations() {
     let (tx, display) = start();
     let mut events = display.subscribe();
+    let mut cursor_events = display.subscribe_cursor();
     io(&tx, create_primary(4, 2)).unwrap();
     tx.send(fill(0, Rect::ltrb(0, 0, 2, 2), 0x00ff_0000))
         .unwrap();
@@ -200,6 +201,15 @@ fn a_session_arrives_in_order_with_increasing_generations() {
     assert_eq!(
         got[7],
         DisplayEvent::Cursor(CursorEvent::Reset { generation: 8 })
+    );
+    let cursor_only: Vec<DisplayEvent> = got
+        .into_iter()
+        .filter(|e| matches!(e, DisplayEvent::Cursor(_)))
+        .collect();
+    assert_eq!(
+        drain(&mut cursor_events),
+        cursor_only,
+        "cursor events, nothing else"
     );
     display.shutdown();
 }

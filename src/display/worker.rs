@@ -233,10 +233,12 @@ impl<'a> Worker<'a> {
             };
             events.push((event, generation));
         }
-        if let (Some(entry), Some(&(_, generation))) =
-            (state.surfaces.get_mut(&surface_id), events.last())
-        {
-            entry.generation = generation;
+        if let Some(entry) = state.surfaces.get_mut(&surface_id) {
+            for (event, generation) in &events {
+                if let Some(rect) = event_rect(event) {
+                    entry.changed(rect, *generation);
+                }
+            }
         }
         drop(guard);
         self.events.extend(events);
@@ -326,10 +328,7 @@ impl<'a> Worker<'a> {
             ));
         }
         let generation = next_generation(state);
-        let entry = Entry {
-            surface,
-            generation,
-        };
+        let entry = Entry::new(surface, generation);
         let info = entry.info(surface_id);
         state.surfaces.insert(surface_id, entry);
         drop(guard);
@@ -470,4 +469,12 @@ fn target(state: &mut State, surface_id: u32) -> Result<&mut Entry, DisplayError
         .surfaces
         .get_mut(&surface_id)
         .ok_or(DisplayError::NoSuchSurface(surface_id))
+}
+
+/// The pixels an event of a draw changed.
+fn event_rect(event: &DisplayEvent) -> Option<&Rect> {
+    match event {
+        DisplayEvent::Damage { rect, .. } | DisplayEvent::CopyBits { dest: rect, .. } => Some(rect),
+        _ => None,
+    }
 }

@@ -1,7 +1,7 @@
 //! One channel connection's task: the link handshake, then one `select!` loop around the
 //! channel's sans-IO core. Only this file touches a client socket (STYLE §5.1).
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use super::channel::{
 use super::link::{
     LinkContext, LinkError, LinkState, Linked, SecureChannels, LINK_TIMEOUT, MAX_LINK_INPUT,
 };
-use super::outbox::Outbox;
+use super::outbox::{Outbox, MAX_WRITE_SLICES};
 use super::pipe::{Canvas, PipeConfig};
 use super::session::{Session, SessionError, Sessions};
 use super::ticket::{ServerKey, Ticketing};
@@ -312,11 +312,11 @@ impl Driver {
         let mut out = Outbox::new(MessageWriter::new(kind));
         let canvas: Arc<dyn Canvas> = Arc::new(shared.display.clone());
         // Subscribe before any state is read, so no change falls between (display/handle.rs).
-        let events = matches!(
-            linked.channel_type,
-            ChannelType::DISPLAY | ChannelType::CURSOR
-        )
-        .then(|| shared.display.subscribe());
+        let events = match linked.channel_type {
+            ChannelType::DISPLAY => Some(shared.display.subscribe()),
+            ChannelType::CURSOR => Some(shared.display.subscribe_cursor()),
+            _ => None,
+        };
         let mut modifiers = None;
         let core: Box<dyn ChannelCore> = match linked.channel_type {
             ChannelType::MAIN => Box::new(MainChannel::new(
@@ -437,11 +437,9 @@ impl Driver {
                     self.inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                     self.handle_input()?;
                 }
-                w = wr.write(if self.one_record_per_message {
-                    self.out.unsent_message()
-                } else {
-                    self.out.unsent()
-                }), if self.out.pending() > 0 => {
+                w = write_some(wr, &self.out, self.one_record_per_message),
+                    if self.out.pending() > 0 =>
+                {
                     let n = w?;
                     if n == 0 {
                         return Err(ConnError::Io(io::ErrorKind::WriteZero.into()));
@@ -473,6 +471,18 @@ impl Driver {
             }
         }
     }
+}
+
+/// One write of what waits in `out`: every piece at once (a vectored write: shared image
+/// payloads go from the cache to the socket without a copy into this client's buffer), or
+/// the rest of one message for TLS (see [`Outbox::unsent_slices`]).
+async fn write_some<W>(wr: &mut W, out: &Outbox, one_message: bool) -> io::Result<usize>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+    let n = out.unsent_slices(one_message, &mut slices);
+    wr.write_vectored(slices.get(..n).unwrap_or_default()).await
 }
 
 /// The next value of a watched LED state; `None` once its sender is gone; never without one.

@@ -1,68 +1,66 @@
 //! Encode once, send to many: images encoded for one client, kept for every other client
 //! that would encode the same pixels the same way.
 //!
-//! A key names the pixels exactly: the display's generation is global and bumped by every
-//! change (display/handle.rs), so a surface's rectangle read at one generation is the same
-//! bytes for whoever reads it. The value is the encoding's output, or the decision that the
-//! encoding does not pay (LZ4 larger than the pixels), so the next client skips the attempt.
-//! Bounded by bytes and by entries; the least recently used entries go first.
+//! A key names the pixels exactly: a surface's rectangle at one content version (the
+//! display's per-tile versions, display/tiles.rs) holds the same bytes for whoever reads it,
+//! whatever else changed on the surface meanwhile. So a client looks the key up before
+//! reading any pixel, and only a miss reads and encodes. The value is the wire payload, shared
+//! by reference (for LZ4 clients it may be the raw bitmap: the decision that LZ4 does not pay
+//! is kept too). Clients asking for a key another client is encoding wait for that encoding
+//! rather than make their own. Bounded by bytes and by entries; the least recently used
+//! entries go first.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use super::wire::EncodedImage;
 use crate::display::Rect;
 
-/// Encoded bytes kept by default: two full-HD frames at a typical 2:1 LZ4 ratio, so clients
-/// in step with each other (the common case) all hit while one frame is being sent.
-pub const DEFAULT_IMAGE_CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// Encoded bytes kept by default: two and a half full-HD frames of raw 24-bit pixels, so
+/// clients in step with each other (the common case) all hit while one frame is being sent.
+pub const DEFAULT_IMAGE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Entries kept at most, whatever their size ("did not pay" markers weigh nothing).
+/// Entries kept at most, whatever their size.
 const MAX_ENTRIES: usize = 4096;
 
 /// How an image is encoded for the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
-    /// One LZ4 block of 32-bit top-down pixels.
+    /// A raw 24-bit bitmap.
+    Raw,
+    /// LZ4 of 24-bit pixels where it pays, else the raw bitmap.
     Lz4,
 }
 
-/// What one surface rectangle, read at one generation, encodes to.
+/// What one surface rectangle, at one content version, encodes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ImageKey {
     /// The surface read.
     pub surface_id: u32,
-    /// The surface's generation when read.
-    pub generation: u64,
+    /// The rectangle's content version (`RectVersion::content`).
+    pub content: u64,
     /// The rectangle read.
     pub rect: Rect,
     /// How it is encoded.
     pub encoding: Encoding,
 }
 
-/// A cached encoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Encoded {
-    /// The encoder's output.
-    Bytes(Arc<[u8]>),
-    /// The encoding does not pay for these pixels: send them raw.
-    NotWorthIt,
-}
-
-impl Encoded {
-    fn weight(&self) -> usize {
-        match self {
-            Self::Bytes(b) => b.len(),
-            Self::NotWorthIt => 0,
-        }
-    }
+/// What [`ImageCache::get_or_encode`]'s encoder made.
+#[derive(Debug)]
+pub struct Made {
+    /// The image.
+    pub image: EncodedImage,
+    /// The content version its pixels were read at: when it is not the key's (the pixels
+    /// changed between the lookup and the read), the image is used once and not kept.
+    pub content: u64,
 }
 
 /// Counters of the shared cache.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ImageCacheStats {
-    /// Lookups answered.
+    /// Lookups answered by another client's encoding.
     pub hits: u64,
-    /// Lookups not answered.
+    /// Lookups that encoded.
     pub misses: u64,
     /// Encoded bytes held now.
     pub bytes: usize,
@@ -70,9 +68,14 @@ pub struct ImageCacheStats {
     pub entries: usize,
 }
 
+/// A key's encoding: empty while the first client to ask makes it.
+type Slot = Arc<OnceLock<Option<EncodedImage>>>;
+
 #[derive(Debug)]
 struct Entry {
-    value: Encoded,
+    slot: Slot,
+    /// Bytes counted for it (0 until its encoding is in).
+    weight: usize,
     /// Matches the newest `order` item of this key; older items are stale.
     stamp: u64,
 }
@@ -105,12 +108,31 @@ impl Inner {
                 .retain(|(k, s)| map.get(k).is_some_and(|e| e.stamp == *s));
         }
     }
+
+    fn remove(&mut self, key: &ImageKey) {
+        if let Some(e) = self.map.remove(key) {
+            self.bytes = self.bytes.saturating_sub(e.weight);
+        }
+    }
+
+    fn evict(&mut self, budget: usize) {
+        while self.bytes > budget || self.map.len() > MAX_ENTRIES {
+            let Some((k, s)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&k).is_some_and(|e| e.stamp == s) {
+                self.remove(&k);
+            }
+        }
+        self.compact();
+    }
 }
 
 /// The cache all display clients of one server share.
 #[derive(Debug)]
 pub struct ImageCache {
-    /// Held for a lookup or an insert (no encoding under it), never across an `.await`.
+    /// Held for a lookup or an accounting step (never while encoding), never across an
+    /// `.await`.
     inner: Mutex<Inner>,
     budget: usize,
 }
@@ -128,46 +150,87 @@ impl ImageCache {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The encoding of `key`, if some client made it and it is still held.
-    pub fn get(&self, key: &ImageKey) -> Option<Encoded> {
-        let mut inner = self.lock();
-        if !inner.map.contains_key(key) {
-            inner.misses = inner.misses.saturating_add(1);
-            return None;
+    /// The encoding of `key`: another client's if it made (or is making) one, else
+    /// `encode`'s, kept for the others. Returns it and whether it came from the cache;
+    /// `None` if `encode` had nothing (the surface changed under it).
+    ///
+    /// A client asking while another encodes the same key waits for that encoding (at most
+    /// one encoding's time: the encoder runs synchronously on another thread and never
+    /// waits on a client).
+    pub fn get_or_encode(
+        &self,
+        key: ImageKey,
+        encode: impl FnOnce() -> Option<Made>,
+    ) -> Option<(EncodedImage, bool)> {
+        if self.budget == 0 {
+            return encode().map(|m| (m.image, false));
         }
-        inner.hits = inner.hits.saturating_add(1);
-        let stamp = inner.touch(*key);
-        let entry = inner.map.get_mut(key)?;
-        entry.stamp = stamp;
-        let value = entry.value.clone();
-        inner.compact();
-        Some(value)
-    }
-
-    /// Keeps `value` as the encoding of `key`, evicting the least recently used entries to
-    /// stay within the budget. A value larger than the whole budget is not kept.
-    pub fn insert(&self, key: ImageKey, value: Encoded) {
-        let weight = value.weight();
-        if weight > self.budget {
-            return;
-        }
-        let mut inner = self.lock();
-        let stamp = inner.touch(key);
-        if let Some(old) = inner.map.insert(key, Entry { value, stamp }) {
-            inner.bytes = inner.bytes.saturating_sub(old.value.weight());
-        }
-        inner.bytes = inner.bytes.saturating_add(weight);
-        while inner.bytes > self.budget || inner.map.len() > MAX_ENTRIES {
-            let Some((k, s)) = inner.order.pop_front() else {
-                break;
-            };
-            if inner.map.get(&k).is_some_and(|e| e.stamp == s) {
-                if let Some(e) = inner.map.remove(&k) {
-                    inner.bytes = inner.bytes.saturating_sub(e.value.weight());
+        let slot = {
+            let mut inner = self.lock();
+            let stamp = inner.touch(key);
+            let slot = match inner.map.get_mut(&key) {
+                Some(entry) => {
+                    entry.stamp = stamp;
+                    Arc::clone(&entry.slot)
                 }
+                None => {
+                    let slot = Slot::default();
+                    let entry = Entry {
+                        slot: Arc::clone(&slot),
+                        weight: 0,
+                        stamp,
+                    };
+                    inner.map.insert(key, entry);
+                    slot
+                }
+            };
+            inner.compact();
+            slot
+        };
+        let mut encode = Some(encode);
+        let mut made_here = None;
+        let kept = slot.get_or_init(|| {
+            let made = encode.take().and_then(|f| f());
+            let kept = made
+                .as_ref()
+                .filter(|m| m.content == key.content)
+                .map(|m| m.image.clone());
+            made_here = made.map(|m| m.image);
+            kept
+        });
+        let mut inner = self.lock();
+        let ours = inner
+            .map
+            .get(&key)
+            .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot));
+        match (kept, made_here) {
+            (Some(image), made) => {
+                let hit = made.is_none();
+                if hit {
+                    inner.hits = inner.hits.saturating_add(1);
+                } else {
+                    inner.misses = inner.misses.saturating_add(1);
+                    let weight = image.bytes.capacity();
+                    if let Some(entry) = inner.map.get_mut(&key).filter(|_| ours) {
+                        entry.weight = weight;
+                        inner.bytes = inner.bytes.saturating_add(weight);
+                        inner.evict(self.budget);
+                    }
+                }
+                Some((image.clone(), hit))
+            }
+            (None, made) => {
+                // Nothing to keep for this version: forget the key, so the next reader
+                // encodes afresh; a client that only waited encodes for itself.
+                if ours {
+                    inner.remove(&key);
+                }
+                inner.misses = inner.misses.saturating_add(1);
+                drop(inner);
+                made.or_else(|| encode.take().and_then(|f| f()).map(|m| m.image))
+                    .map(|image| (image, false))
             }
         }
-        inner.compact();
     }
 
     /// Counters and size now.
@@ -185,64 +248,142 @@ impl ImageCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spice::wire::ImageType;
 
-    fn key(generation: u64) -> ImageKey {
+    fn key(content: u64) -> ImageKey {
         ImageKey {
             surface_id: 0,
-            generation,
+            content,
             rect: Rect::ltrb(0, 0, 10, 10),
             encoding: Encoding::Lz4,
         }
     }
 
-    fn bytes(n: usize) -> Encoded {
-        Encoded::Bytes(vec![7u8; n].into())
+    fn image(n: usize) -> EncodedImage {
+        EncodedImage {
+            image_type: ImageType::BITMAP,
+            bytes: Arc::new(vec![7u8; n]),
+        }
+    }
+
+    fn made(n: usize, content: u64) -> impl FnOnce() -> Option<Made> {
+        move || {
+            Some(Made {
+                image: image(n),
+                content,
+            })
+        }
+    }
+
+    fn never() -> Option<Made> {
+        panic!("encoded although cached")
     }
 
     #[test]
-    fn hit_needs_the_same_generation_rect_and_encoding() {
+    fn hit_needs_the_same_surface_content_rect_and_encoding() {
         let c = ImageCache::new(1000);
-        c.insert(key(1), bytes(10));
-        assert_eq!(c.get(&key(1)), Some(bytes(10)));
-        assert_eq!(c.get(&key(2)), None);
+        assert_eq!(
+            c.get_or_encode(key(1), made(10, 1)),
+            Some((image(10), false))
+        );
+        assert_eq!(c.get_or_encode(key(1), never), Some((image(10), true)));
+        assert_eq!(
+            c.get_or_encode(key(2), made(11, 2)),
+            Some((image(11), false))
+        );
         let mut other = key(1);
         other.rect = Rect::ltrb(0, 0, 10, 11);
-        assert_eq!(c.get(&other), None);
+        assert!(!c.get_or_encode(other, made(12, 1)).unwrap().1);
+        let mut raw = key(1);
+        raw.encoding = Encoding::Raw;
+        assert!(!c.get_or_encode(raw, made(13, 1)).unwrap().1);
+        let mut surface = key(1);
+        surface.surface_id = 1;
+        assert!(!c.get_or_encode(surface, made(14, 1)).unwrap().1);
         assert_eq!(
             c.stats(),
             ImageCacheStats {
                 hits: 1,
-                misses: 2,
-                bytes: 10,
-                entries: 1
+                misses: 5,
+                bytes: 10 + 11 + 12 + 13 + 14,
+                entries: 5
             }
         );
     }
 
     #[test]
+    fn pixels_read_at_another_version_are_used_once_and_not_kept() {
+        let c = ImageCache::new(1000);
+        // Looked up at content 1, read at content 2: the reader gets its image...
+        assert_eq!(
+            c.get_or_encode(key(1), made(10, 2)),
+            Some((image(10), false))
+        );
+        // ...but nobody else gets it as version 1.
+        assert_eq!(
+            c.get_or_encode(key(1), made(20, 1)),
+            Some((image(20), false))
+        );
+        assert_eq!(c.get_or_encode(key(1), never).unwrap().0, image(20));
+        // The surface went away under the encoder: nothing, nothing kept.
+        assert_eq!(c.get_or_encode(key(3), || None), None);
+        assert_eq!(c.stats().entries, 1);
+    }
+
+    #[test]
     fn evicts_least_recently_used_within_the_byte_budget() {
         let c = ImageCache::new(100);
-        c.insert(key(1), bytes(40));
-        c.insert(key(2), bytes(40));
-        assert!(c.get(&key(1)).is_some(), "1 is now the most recent");
-        c.insert(key(3), bytes(40));
-        assert!(c.get(&key(2)).is_none(), "2 was least recently used");
-        assert!(c.get(&key(1)).is_some());
-        assert!(c.get(&key(3)).is_some());
+        c.get_or_encode(key(1), made(40, 1));
+        c.get_or_encode(key(2), made(40, 2));
+        assert!(
+            c.get_or_encode(key(1), never).unwrap().1,
+            "1 is now the most recent"
+        );
+        c.get_or_encode(key(3), made(40, 3));
+        assert!(
+            !c.get_or_encode(key(2), made(40, 2)).unwrap().1,
+            "2 was evicted"
+        );
         assert_eq!(c.stats().bytes, 80);
-        c.insert(key(4), bytes(101));
-        assert!(c.get(&key(4)).is_none(), "larger than the budget: not kept");
-        c.insert(key(5), Encoded::NotWorthIt);
-        assert_eq!(c.get(&key(5)), Some(Encoded::NotWorthIt));
+        assert!(!c.get_or_encode(key(4), made(101, 4)).unwrap().1);
+        assert!(
+            !c.get_or_encode(key(4), made(101, 4)).unwrap().1,
+            "larger than the budget: not kept"
+        );
+        assert!(c.stats().bytes <= 100);
+    }
+
+    #[test]
+    fn concurrent_readers_of_one_key_encode_it_once() {
+        let c = Arc::new(ImageCache::new(1 << 20));
+        let encodings = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (c, encodings) = (Arc::clone(&c), Arc::clone(&encodings));
+                std::thread::spawn(move || {
+                    c.get_or_encode(key(9), || {
+                        encodings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        made(30, 9)()
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap().0, image(30));
+        }
+        assert_eq!(encodings.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(c.stats().hits, 3);
     }
 
     #[test]
     fn many_hits_and_entries_stay_bounded() {
         let c = ImageCache::new(1 << 20);
         for g in 0..(MAX_ENTRIES as u64 * 2) {
-            c.insert(key(g), Encoded::NotWorthIt);
+            c.get_or_encode(key(g), made(1, g));
             for _ in 0..3 {
-                c.get(&key(g));
+                c.get_or_encode(key(g), never);
             }
         }
         assert_eq!(c.stats().entries, MAX_ENTRIES);

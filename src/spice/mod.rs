@@ -8,7 +8,7 @@
 //! - `channel`: the sans-IO cores of the main, display, cursor and inputs channels.
 //! - [`pipe`]: a display client's bounded, squashing pipe; `region`: its dirty region.
 //! - `outbox`: framed bytes waiting for a socket, and the ACK window.
-//! - `lz4`: the LZ4 block compressor for images; `image_cache`: encode once, send to many.
+//! - `encode`: 24-bit raw and LZ4 image payloads; `image_cache`: encode once, send to many.
 //! - [`tls`]: the rustls configuration from PEM files, and the handshake.
 //! - `conn`: one connection's task (the only code touching a socket); `server`: listeners,
 //!   the connection cap, shutdown, and the public [`SpiceServer`] / [`serve`].
@@ -16,9 +16,9 @@
 
 mod channel;
 mod conn;
+mod encode;
 mod image_cache;
 pub mod link;
-mod lz4;
 mod outbox;
 pub mod pipe;
 mod region;

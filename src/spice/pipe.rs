@@ -22,17 +22,17 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::image_cache::{Encoded, Encoding, ImageCache, ImageKey};
-use super::lz4;
+use super::encode::{RawImage, BGR_BYTES};
+use super::image_cache::{Encoding, ImageCache, ImageKey, Made};
 use super::outbox::{AckWindow, Outbox};
 use super::region::{DirtyRegion, RecentReads};
 use super::wire::{
-    Bitmap, BitmapFlags, BitmapFormat, BitmapPalette, Clip, DisplayBase, Head, Image, ImageData,
-    ImageDescriptor, ImageFlags, Lz4Data, MsgDisplayCopyBits, MsgDisplayDrawCopy, MsgDisplayMark,
-    MsgDisplayMonitorsConfig, MsgDisplayReset, MsgDisplaySurfaceCreate, MsgDisplaySurfaceDestroy,
-    Point, QMask, Rect as WireRect, Ropd, SurfaceFlags, SurfaceFormat,
+    Clip, DisplayBase, EncodedImage, Head, Image, ImageData, ImageDescriptor, ImageFlags,
+    ImageType, MsgDisplayCopyBits, MsgDisplayDrawCopy, MsgDisplayMark, MsgDisplayMonitorsConfig,
+    MsgDisplayReset, MsgDisplaySurfaceCreate, MsgDisplaySurfaceDestroy, Point, QMask,
+    Rect as WireRect, Ropd, SurfaceFlags, SurfaceFormat,
 };
-use crate::display::{self, DisplayEvent, DisplayHandle, Rect, SurfaceInfo};
+use crate::display::{self, DisplayEvent, DisplayHandle, Rect, RectVersion, SurfaceInfo};
 
 /// The surface clients are shown.
 const PRIMARY: u32 = 0;
@@ -58,8 +58,17 @@ const MAX_BYTES_PER_POLL: usize = 1024 * 1024;
 pub trait Canvas: Send + Sync {
     /// Every surface.
     fn surfaces(&self) -> Vec<SurfaceInfo>;
-    /// Pixels of `rect` of a surface (rows top-down, 4 bytes per pixel) and its generation.
-    fn snapshot_rect(&self, surface_id: u32, rect: Rect) -> Option<(u64, Vec<u8>)>;
+    /// The version of a surface rectangle's pixels now, without reading them.
+    fn rect_version(&self, surface_id: u32, rect: Rect) -> Option<RectVersion>;
+    /// Appends the pixels of `rect` as 24-bit B, G, R rows of `stride` bytes (see
+    /// [`DisplayHandle::read_rect_bgr`]) and returns the version they are of.
+    fn read_rect_bgr(
+        &self,
+        surface_id: u32,
+        rect: Rect,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<RectVersion>;
     /// The guest's monitor layout (empty if it sent none).
     fn monitors(&self) -> Arc<[display::Head]>;
     /// The cursor.
@@ -70,8 +79,17 @@ impl Canvas for DisplayHandle {
     fn surfaces(&self) -> Vec<SurfaceInfo> {
         DisplayHandle::surfaces(self)
     }
-    fn snapshot_rect(&self, surface_id: u32, rect: Rect) -> Option<(u64, Vec<u8>)> {
-        DisplayHandle::snapshot_rect(self, surface_id, rect)
+    fn rect_version(&self, surface_id: u32, rect: Rect) -> Option<RectVersion> {
+        DisplayHandle::rect_version(self, surface_id, rect)
+    }
+    fn read_rect_bgr(
+        &self,
+        surface_id: u32,
+        rect: Rect,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<RectVersion> {
+        DisplayHandle::read_rect_bgr(self, surface_id, rect, stride, out)
     }
     fn monitors(&self) -> Arc<[display::Head]> {
         DisplayHandle::monitors(self)
@@ -379,10 +397,11 @@ impl DisplayPipe {
         self.has_work()
     }
 
-    /// A guess of the next message's size, to keep within the budget.
+    /// A guess of the next message's size (its raw size), to keep within the budget.
     fn next_len(&self) -> usize {
         let rect_bytes = |r: &Rect| {
-            usize::try_from(r.width().saturating_mul(r.height()).saturating_mul(4)).unwrap_or(0)
+            let px = r.width().saturating_mul(r.height());
+            usize::try_from(px).map_or(0, |px| px.saturating_mul(BGR_BYTES))
         };
         match self.queue.front() {
             Some(Item::Flush) | None => self.dirty.rects().first().map_or(0, rect_bytes),
@@ -488,15 +507,24 @@ impl DisplayPipe {
         };
         // The surface may have changed size since: its events will follow and fix the
         // client; until then there is nothing consistent to send for this rectangle.
-        let Some((generation, pixels)) = canvas.snapshot_rect(PRIMARY, rect) else {
+        let Some((generation, payload)) = self.encode_image(canvas, rect) else {
             return;
         };
         self.reads.record(rect, generation);
-        let image = self.encode_image(rect, generation, pixels);
         let (width, height) = rect_size(&rect);
-        out.send(&MsgDisplayDrawCopy {
+        let id = self.next_image_id;
+        self.next_image_id = self.next_image_id.wrapping_add(1);
+        let msg = MsgDisplayDrawCopy {
             base: display_base(rect),
-            src_bitmap: image,
+            src_bitmap: Image {
+                descriptor: ImageDescriptor {
+                    id,
+                    flags: ImageFlags::NONE,
+                    width,
+                    height,
+                },
+                data: ImageData::Encoded(payload),
+            },
             src_area: WireRect {
                 top: 0,
                 left: 0,
@@ -506,69 +534,59 @@ impl DisplayPipe {
             rop_descriptor: Ropd::OP_PUT,
             scale_mode: 0,
             mask: QMask::default(),
-        });
+        };
+        out.send_split(&msg, MsgDisplayDrawCopy::encode_head);
         self.stats.draws = self.stats.draws.saturating_add(1);
     }
 
-    /// LZ4 when the client takes it and it pays, else a raw bitmap. The LZ4 attempt is made
-    /// once per (rectangle, generation) for all clients sharing the cache.
-    fn encode_image(&mut self, rect: Rect, generation: u64, pixels: Vec<u8>) -> Image {
+    /// The wire payload of `rect` of the primary and the display generation it is as of:
+    /// another client's encoding of the same pixels if the shared cache has it (no pixel is
+    /// read then), else read and encoded here (LZ4 when the client takes it and it pays,
+    /// else a raw bitmap) and kept for the others.
+    fn encode_image(&mut self, canvas: &dyn Canvas, rect: Rect) -> Option<(u64, EncodedImage)> {
         let (width, height) = rect_size(&rect);
-        let id = self.next_image_id;
-        self.next_image_id = self.next_image_id.wrapping_add(1);
-        let descriptor = ImageDescriptor {
-            id,
-            flags: ImageFlags::NONE,
-            width,
-            height,
+        let lz4 = self.config.lz4;
+        let read = |cell: &mut Option<u64>| {
+            let mut raw = RawImage::new(width, height)?;
+            let stride = raw.stride();
+            let version = canvas.read_rect_bgr(PRIMARY, rect, stride, raw.pixels())?;
+            *cell = Some(version.generation);
+            let image = if lz4 {
+                raw.into_lz4_or_raw()
+            } else {
+                raw.into_raw()
+            }?;
+            Some(Made {
+                image,
+                content: version.content,
+            })
         };
-        if self.config.lz4 {
-            let key = ImageKey {
-                surface_id: PRIMARY,
-                generation,
-                rect,
-                encoding: Encoding::Lz4,
-            };
-            let cached = self.cache.as_ref().and_then(|c| c.get(&key));
-            if cached.is_some() {
-                self.stats.cache_hits = self.stats.cache_hits.saturating_add(1);
-            }
-            let encoded = cached.unwrap_or_else(|| {
-                let block = lz4::compress_block(&pixels);
-                let encoded = if block.len().saturating_add(lz4::FRAMING) < pixels.len() {
-                    Encoded::Bytes(block.into())
-                } else {
-                    Encoded::NotWorthIt
+        let mut read_at = None;
+        let (generation, image) = match &self.cache {
+            Some(cache) => {
+                let version = canvas.rect_version(PRIMARY, rect)?;
+                let key = ImageKey {
+                    surface_id: PRIMARY,
+                    content: version.content,
+                    rect,
+                    encoding: if lz4 { Encoding::Lz4 } else { Encoding::Raw },
                 };
-                if let Some(cache) = &self.cache {
-                    cache.insert(key, encoded.clone());
+                let (image, hit) = cache.get_or_encode(key, || read(&mut read_at))?;
+                if hit {
+                    self.stats.cache_hits = self.stats.cache_hits.saturating_add(1);
                 }
-                encoded
-            });
-            if let Encoded::Bytes(block) = encoded {
-                self.stats.lz4_images = self.stats.lz4_images.saturating_add(1);
-                return Image {
-                    descriptor,
-                    data: ImageData::Lz4(Lz4Data {
-                        top_down: true,
-                        format: BitmapFormat::FMT_32BIT,
-                        blocks: vec![block.to_vec()],
-                    }),
-                };
+                // A hit's pixels are those of `version`, unchanged up to its generation.
+                (read_at.unwrap_or(version.generation), image)
             }
+            None => {
+                let made = read(&mut read_at)?;
+                (read_at.unwrap_or(0), made.image)
+            }
+        };
+        if image.image_type == ImageType::LZ4 {
+            self.stats.lz4_images = self.stats.lz4_images.saturating_add(1);
         }
-        Image {
-            descriptor,
-            data: ImageData::Bitmap(Bitmap {
-                format: BitmapFormat::FMT_32BIT,
-                flags: BitmapFlags::TOP_DOWN,
-                x: width,
-                y: height,
-                stride: width.saturating_mul(4),
-                palette: BitmapPalette::None,
-                data: pixels,
-            }),
-        }
+        Some((generation, image))
     }
 }
 

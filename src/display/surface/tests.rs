@@ -454,6 +454,54 @@ fn read_rect_returns_rows_top_down_or_none_outside() {
 }
 
 #[test]
+fn read_rect_bgr_packs_wide_rows_through_every_path() {
+    // 8-pixel groups, then pairs, then one pixel: widths 1..=19 cover each remainder.
+    let mut s = Surface::new(40, 2, SurfaceFormat::XRGB32, None).unwrap();
+    for y in 0..2 {
+        for x in 0..40 {
+            set(&mut s, x, y, numbered_px(x, y));
+        }
+    }
+    for w in 1..=19 {
+        let rect = Rect::ltrb(3, 0, 3 + w, 2);
+        let mut out = Vec::new();
+        s.read_rect_bgr(rect, w as usize * 3, &mut out).unwrap();
+        let expect: Vec<u8> = (0..2u32)
+            .flat_map(|y| (3..3 + w as u32).map(move |x| (x, y)))
+            .flat_map(|(x, y)| numbered_px(x, y).to_le_bytes()[..3].to_vec())
+            .collect();
+        assert_eq!(out, expect, "width {w}");
+    }
+}
+
+#[test]
+fn read_rect_bgr_packs_every_width_with_padded_rows() {
+    let s = numbered();
+    for (l, r) in [(0u32, 1u32), (3, 7), (1, 8), (0, 8), (2, 5)] {
+        let rect = Rect::ltrb(l as i32, 2, r as i32, 5);
+        let w = (r - l) as usize;
+        let stride = (w * 3).next_multiple_of(4) + 4;
+        let mut out = vec![0xa5];
+        s.read_rect_bgr(rect, stride, &mut out).unwrap();
+        assert_eq!(out.len(), 1 + stride * 3);
+        let mut expect = vec![0xa5];
+        for y in 2..5u32 {
+            for x in l..r {
+                expect.extend_from_slice(&numbered_px(x, y).to_le_bytes()[..3]);
+            }
+            expect.resize(1 + stride * (y as usize - 1), 0);
+        }
+        assert_eq!(out, expect, "{rect:?}");
+    }
+    let mut out = Vec::new();
+    assert_eq!(s.read_rect_bgr(Rect::ltrb(0, 0, 4, 1), 11, &mut out), None);
+    for r in hostile_rects() {
+        assert_eq!(s.read_rect_bgr(r, 1 << 20, &mut out), None, "{r:?}");
+    }
+    assert!(out.is_empty());
+}
+
+#[test]
 fn direct_copy_path_matches_the_per_pixel_path() {
     // PUT with the source and the result inverted is PUT again, but takes the per-pixel path.
     let slow_put = Rop::OP_PUT | Rop::INVERS_SRC | Rop::INVERS_RES;

@@ -35,8 +35,21 @@ impl Canvas for FakeCanvas {
             generation: 1,
         }]
     }
-    fn snapshot_rect(&self, _: u32, rect: Rect) -> Option<(u64, Vec<u8>)> {
-        Some((1, vec![0; (rect.width() * rect.height() * 4) as usize]))
+    fn rect_version(&self, _: u32, _: Rect) -> Option<display::RectVersion> {
+        Some(display::RectVersion {
+            generation: 1,
+            content: 1,
+        })
+    }
+    fn read_rect_bgr(
+        &self,
+        _: u32,
+        rect: Rect,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<display::RectVersion> {
+        out.resize(out.len() + stride * rect.height() as usize, 0);
+        self.rect_version(0, rect)
     }
     fn monitors(&self) -> Arc<[display::Head]> {
         Arc::new([])
@@ -58,7 +71,7 @@ fn outbox() -> Outbox {
 
 /// Takes everything framed so far as (type, body).
 fn sent(out: &mut Outbox) -> Vec<(u16, Vec<u8>)> {
-    let bytes = out.unsent().to_vec();
+    let bytes = out.unsent_bytes();
     out.advance(bytes.len());
     let mut framer = Framer::new(HeaderKind::Mini, u32::MAX);
     let mut at = 0;

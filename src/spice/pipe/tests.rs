@@ -6,19 +6,46 @@ use std::sync::Mutex;
 use super::*;
 use crate::display::{CursorState, SurfaceFormat};
 use crate::spice::wire::{
-    Codec, DisplayMsg, Framer, HeaderKind, MessageWriter, MiniDataHeader, MsgcAck, MsgcAckSync,
+    BitmapFormat, Codec, DisplayMsg, Framer, HeaderKind, MessageWriter, MiniDataHeader, MsgcAck,
+    MsgcAckSync,
 };
 
-/// A canvas whose primary the test paints directly, with a generation per change.
+/// A canvas whose primary the test paints directly, with a generation per change, and the
+/// generation of each pixel's last change as its content versions.
 struct FakeCanvas {
     state: Mutex<(u32, u32, Vec<u8>, u64)>,
+    versions: Mutex<Vec<u64>>,
 }
 
 impl FakeCanvas {
     fn new(w: u32, h: u32) -> Self {
         Self {
             state: Mutex::new((w, h, vec![0; (w * h * 4) as usize], 1)),
+            versions: Mutex::new(vec![1; (w * h) as usize]),
         }
+    }
+
+    fn mark(&self, rect: Rect, w: u32, generation: u64) {
+        let mut v = self.versions.lock().unwrap();
+        for y in rect.top..rect.bottom {
+            for x in rect.left..rect.right {
+                v[(y as u32 * w + x as u32) as usize] = generation;
+            }
+        }
+    }
+
+    /// The pixels of `rect`, 4 bytes each, and the generation.
+    fn snapshot_rect(&self, surface_id: u32, rect: Rect) -> Option<(u64, Vec<u8>)> {
+        let s = self.state.lock().unwrap();
+        if surface_id != 0 || !Rect::ltrb(0, 0, s.0 as i32, s.1 as i32).contains(&rect) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for y in rect.top..rect.bottom {
+            let start = ((y * s.0 as i32 + rect.left) * 4) as usize;
+            out.extend_from_slice(&s.2[start..start + rect.width() as usize * 4]);
+        }
+        Some((s.3, out))
     }
 
     /// Fills `rect` with `v` and returns the damage event.
@@ -32,6 +59,30 @@ impl FakeCanvas {
             }
         }
         s.3 += 1;
+        self.mark(rect, s.0, s.3);
+        DisplayEvent::Damage {
+            surface_id: 0,
+            rect,
+            generation: s.3,
+        }
+    }
+
+    /// Fills `rect` with noise (incompressible) and returns the damage event.
+    fn paint_noise(&self, rect: Rect, mut seed: u32) -> DisplayEvent {
+        let mut s = self.state.lock().unwrap();
+        let w = s.0 as i32;
+        for y in rect.top..rect.bottom {
+            for x in rect.left..rect.right {
+                let i = ((y * w + x) * 4) as usize;
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                s.2[i..i + 4].copy_from_slice(&seed.to_le_bytes());
+                s.2[i + 3] = 0xff;
+            }
+        }
+        s.3 += 1;
+        self.mark(rect, s.0, s.3);
         DisplayEvent::Damage {
             surface_id: 0,
             rect,
@@ -56,6 +107,7 @@ impl FakeCanvas {
             s.2[i..i + n].copy_from_slice(&data[row * n..(row + 1) * n]);
         }
         s.3 += 1;
+        self.mark(dest, s.0, s.3);
         DisplayEvent::CopyBits {
             surface_id: 0,
             src: display::Point { x: src.0, y: src.1 },
@@ -72,6 +124,7 @@ impl FakeCanvas {
     fn resize(&self, w: u32, h: u32) -> SurfaceInfo {
         let mut s = self.state.lock().unwrap();
         *s = (w, h, vec![0; (w * h * 4) as usize], s.3 + 1);
+        *self.versions.lock().unwrap() = vec![s.3; (w * h) as usize];
         info(w, h, s.3)
     }
 
@@ -95,17 +148,36 @@ impl Canvas for FakeCanvas {
         let s = self.state.lock().unwrap();
         vec![info(s.0, s.1, s.3)]
     }
-    fn snapshot_rect(&self, surface_id: u32, rect: Rect) -> Option<(u64, Vec<u8>)> {
+    fn rect_version(&self, surface_id: u32, rect: Rect) -> Option<RectVersion> {
         let s = self.state.lock().unwrap();
         if surface_id != 0 || !Rect::ltrb(0, 0, s.0 as i32, s.1 as i32).contains(&rect) {
             return None;
         }
-        let mut out = Vec::new();
-        for y in rect.top..rect.bottom {
-            let start = ((y * s.0 as i32 + rect.left) * 4) as usize;
-            out.extend_from_slice(&s.2[start..start + rect.width() as usize * 4]);
+        let v = self.versions.lock().unwrap();
+        let content = (rect.top..rect.bottom)
+            .flat_map(|y| (rect.left..rect.right).map(move |x| (x, y)))
+            .map(|(x, y)| v[(y as u32 * s.0 + x as u32) as usize])
+            .max()?;
+        Some(RectVersion {
+            generation: s.3,
+            content,
+        })
+    }
+    fn read_rect_bgr(
+        &self,
+        surface_id: u32,
+        rect: Rect,
+        stride: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<RectVersion> {
+        let version = self.rect_version(surface_id, rect)?;
+        let (_, px) = self.snapshot_rect(surface_id, rect)?;
+        for row in px.chunks(rect.width() as usize * 4) {
+            let start = out.len();
+            out.extend(row.chunks(4).flat_map(|p| p[..3].to_vec()));
+            out.resize(start + stride, 0);
         }
-        Some((s.3, out))
+        Some(version)
     }
     fn monitors(&self) -> Arc<[display::Head]> {
         Arc::new([])
@@ -150,16 +222,37 @@ impl Client {
                 DisplayMsg::DRAW_COPY => {
                     let m = MsgDisplayDrawCopy::read_bytes(frame.body).unwrap();
                     let b = m.base.bbox;
+                    let w = (b.right - b.left) as usize;
                     let data = match m.src_bitmap.data {
-                        ImageData::Bitmap(bm) => bm.data,
-                        ImageData::Lz4(l) => lz4::decompress_block(&l.blocks[0], 1 << 30).unwrap(),
+                        ImageData::Bitmap(bm) => {
+                            assert_eq!(bm.format, BitmapFormat::FMT_24BIT);
+                            bm.data
+                        }
+                        ImageData::Lz4(l) => {
+                            assert_eq!(l.format, BitmapFormat::FMT_24BIT);
+                            let size = w * (b.bottom - b.top) as usize * 3;
+                            let mut out: Vec<u8> = Vec::new();
+                            for block in &l.blocks {
+                                let mut dst = vec![0; size - out.len()];
+                                let n = lz4_flex::block::decompress_into_with_dict(
+                                    block, &mut dst, &out,
+                                )
+                                .unwrap();
+                                out.extend_from_slice(&dst[..n]);
+                            }
+                            out
+                        }
                         other => panic!("{other:?}"),
                     };
-                    let w = (b.right - b.left) as usize;
+                    // 24-bit on the wire: the client's fourth byte is its own (0xff here,
+                    // as the surface is xRGB and the test canvas paints it opaque).
                     for (row, y) in (b.top..b.bottom).enumerate() {
-                        let dst = ((y as u32 * self.width + b.left as u32) * 4) as usize;
-                        self.pixels[dst..dst + w * 4]
-                            .copy_from_slice(&data[row * w * 4..(row + 1) * w * 4]);
+                        for x in 0..w {
+                            let dst = ((y as u32 * self.width + b.left as u32) as usize + x) * 4;
+                            let src = (row * w + x) * 3;
+                            self.pixels[dst..dst + 3].copy_from_slice(&data[src..src + 3]);
+                            self.pixels[dst + 3] = 0xff;
+                        }
                     }
                     self.draws
                         .push(Rect::ltrb(b.left, b.top, b.right, b.bottom));
@@ -182,6 +275,11 @@ impl Client {
         self.partial = bytes[at..].to_vec();
         self.framer = Some(framer);
     }
+}
+
+/// B, G and R of each pixel: what the wire carries (24-bit pixels).
+fn bgr(px: &[u8]) -> Vec<u8> {
+    px.chunks(4).flat_map(|p| p[..3].to_vec()).collect()
 }
 
 const CONFIG: PipeConfig = PipeConfig {
@@ -220,7 +318,7 @@ impl Rig {
             let more = self
                 .pipe
                 .poll_transmit(&self.canvas, &self.ack, &mut self.out);
-            let bytes = self.out.unsent().to_vec();
+            let bytes = self.out.unsent_bytes();
             self.out.advance(bytes.len());
             self.client.receive(&bytes);
             for _ in 0..self.out.sent() / 20 {
@@ -236,9 +334,10 @@ impl Rig {
         self.pipe.handle_event(&e);
     }
 
+    /// B, G and R of every pixel match.
     fn assert_converged(&self) {
         assert!(
-            self.client.pixels == self.canvas.pixels(),
+            bgr(&self.client.pixels) == bgr(&self.canvas.pixels()),
             "client differs from canvas"
         );
     }
@@ -320,7 +419,7 @@ fn byte_budget_stops_encoding_while_the_socket_is_full() {
         budget: 1000,
         ..CONFIG
     });
-    // SURFACE_CREATE fits; the full image (12 KiB) waits for the socket to drain.
+    // SURFACE_CREATE fits; the full image (9 KiB) waits for the socket to drain.
     rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
     assert!(rig.out.pending() < 100);
     let n = rig.out.pending();
@@ -328,7 +427,7 @@ fn byte_budget_stops_encoding_while_the_socket_is_full() {
     // An empty socket always takes the next message, however large.
     rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
     let pending = rig.out.pending();
-    assert!(pending > 64 * 48 * 4);
+    assert!(pending > 64 * 48 * 3);
     assert!(rig.pipe.has_work());
     rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
     assert_eq!(rig.out.pending(), pending);
@@ -435,6 +534,75 @@ fn encode_once_serves_every_client_reading_the_same_generation() {
 }
 
 #[test]
+fn encode_once_survives_changes_elsewhere_on_the_surface() {
+    let lz4 = PipeConfig {
+        lz4: true,
+        ..CONFIG
+    };
+    let cache = Arc::new(ImageCache::new(1 << 20));
+    let mut a = Rig::new(lz4);
+    let mut b = Rig::new(lz4);
+    a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    for rig in [&mut a, &mut b] {
+        rig.pipe.resync(&rig.canvas);
+        rig.drain();
+    }
+    let text = Rect::ltrb(2, 2, 30, 20);
+    let far = Rect::ltrb(40, 30, 60, 44);
+    // A reads the text right away; B only after something else on the screen changed: the
+    // global generation moved, the text's content version did not.
+    let e = a.canvas.paint(text, 0x33);
+    a.event(e);
+    a.drain();
+    let e = b.canvas.paint(text, 0x33);
+    b.event(e);
+    let e = b.canvas.paint(far, 0x77);
+    b.event(e);
+    let before = b.pipe.stats().cache_hits;
+    b.drain();
+    b.assert_converged();
+    assert_eq!(
+        b.pipe.stats().cache_hits,
+        before + 1,
+        "the text came from A's encoding"
+    );
+    assert_eq!(b.pipe.stats().draws, 1 + 2);
+}
+
+#[test]
+fn lz4_that_does_not_pay_is_decided_once_and_sent_raw_to_every_client() {
+    let lz4 = PipeConfig {
+        lz4: true,
+        ..CONFIG
+    };
+    let cache = Arc::new(ImageCache::new(1 << 20));
+    let mut a = Rig::new(lz4);
+    let mut b = Rig::new(lz4);
+    a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
+    for rig in [&mut a, &mut b] {
+        rig.pipe.resync(&rig.canvas);
+        rig.drain();
+        let lz4_before = rig.pipe.stats().lz4_images;
+        let e = rig
+            .canvas
+            .paint_noise(Rect::ltrb(0, 0, 64, 40), 0x9e37_79b9);
+        rig.event(e);
+        rig.drain();
+        rig.assert_converged();
+        assert_eq!(rig.pipe.stats().lz4_images, lz4_before, "noise goes raw");
+    }
+    assert_eq!(
+        b.pipe.stats().cache_hits,
+        2,
+        "B took A's image and A's decision"
+    );
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2));
+}
+
+#[test]
 fn reset_clears_the_client() {
     let mut rig = Rig::new(CONFIG);
     rig.drain();
@@ -525,7 +693,7 @@ fn random_events_late_delivery_and_a_sluggish_client_always_converge() {
                 12 => {
                     rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
                     let n = (next(&mut x) as usize % 3000).min(rig.out.pending());
-                    let bytes = rig.out.unsent()[..n].to_vec();
+                    let bytes = rig.out.unsent_bytes()[..n].to_vec();
                     rig.out.advance(n);
                     rig.client.receive(&bytes);
                 }
@@ -554,20 +722,18 @@ fn random_events_late_delivery_and_a_sluggish_client_always_converge() {
         while let Some(e) = in_flight.pop_front() {
             rig.event(e);
         }
-        let rest = rig.out.unsent().to_vec();
+        let rest = rig.out.unsent_bytes();
         rig.out.advance(rest.len());
         rig.client.receive(&rest);
         rig.drain();
-        if rig.client.pixels != rig.canvas.pixels() {
-            let canvas = rig.canvas.pixels();
-            let at = rig
-                .client
-                .pixels
+        if bgr(&rig.client.pixels) != bgr(&rig.canvas.pixels()) {
+            let canvas = bgr(&rig.canvas.pixels());
+            let at = bgr(&rig.client.pixels)
                 .iter()
                 .zip(&canvas)
                 .position(|(a, b)| a != b);
             let w = rig.canvas.size().0 as usize;
-            let at = at.map(|i| (i / 4 % w, i / 4 / w));
+            let at = at.map(|i| (i / 3 % w, i / 3 / w));
             panic!("round {round}: client differs from canvas at {at:?}");
         }
         let st = rig.pipe.stats();

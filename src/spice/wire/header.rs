@@ -4,6 +4,8 @@
 //! Serials are per channel connection and direction, start at 1 and count every top-level
 //! message; with the mini header they are implicit, so both sides count (brief §2.2).
 
+use std::sync::Arc;
+
 use super::codec::{Codec, PutLe, Reader, U32Slot, WireError};
 use super::enums::ChannelType;
 use super::link::{Caps, CommonCap};
@@ -295,6 +297,22 @@ impl MessageWriter {
         out: &mut Vec<u8>,
         encode_body: impl FnOnce(&mut Vec<u8>),
     ) -> u64 {
+        self.write_with_tail(msg_type, out, |out| {
+            encode_body(out);
+            None
+        })
+        .0
+    }
+
+    /// Appends a message whose body `encode_head` writes up to a shared tail it returns (see
+    /// `MsgDisplayDrawCopy::encode_head`): the header's size counts the tail, which the
+    /// caller sends right after the bytes appended here. Returns the serial and the tail.
+    pub fn write_with_tail(
+        &mut self,
+        msg_type: u16,
+        out: &mut Vec<u8>,
+        encode_head: impl FnOnce(&mut Vec<u8>) -> Option<Arc<Vec<u8>>>,
+    ) -> (u64, Option<Arc<Vec<u8>>>) {
         self.sent = self.sent.saturating_add(1);
         let size = match self.kind {
             HeaderKind::Mini => {
@@ -310,10 +328,13 @@ impl MessageWriter {
             }
         };
         let body_start = out.len();
-        encode_body(out);
-        let body_len = out.len().saturating_sub(body_start);
+        let tail = encode_head(out);
+        let body_len = out
+            .len()
+            .saturating_sub(body_start)
+            .saturating_add(tail.as_ref().map_or(0, |t| t.len()));
         size.patch(out, super::codec::len_u32(body_len));
-        self.sent
+        (self.sent, tail)
     }
 }
 

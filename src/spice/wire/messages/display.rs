@@ -1,5 +1,7 @@
 //! DISPLAY channel server messages (brief §3.2): surfaces, draws, marks, cache and monitors.
 
+use std::sync::Arc;
+
 use super::base::{EmptyMessage, WaitList};
 use super::image::Image;
 use super::types::{Brush, DisplayBase, Point, QMask, Rect, Ropd};
@@ -335,8 +337,11 @@ pub struct MsgDisplayDrawCopy {
     pub mask: QMask,
 }
 
-impl Codec<'_> for MsgDisplayDrawCopy {
-    fn encode(&self, out: &mut Vec<u8>) {
+impl MsgDisplayDrawCopy {
+    /// Writes the message up to the source image's shared payload and returns that payload,
+    /// which ends the message (the mask has no image); writes everything and returns `None`
+    /// otherwise. The one encoding of this message: [`Codec::encode`] appends the payload.
+    pub fn encode_head(&self, out: &mut Vec<u8>) -> Option<&Arc<Vec<u8>>> {
         let body_start = out.len();
         self.base.encode(out);
         let src = PointerSlot::reserve(out);
@@ -345,8 +350,24 @@ impl Codec<'_> for MsgDisplayDrawCopy {
         out.push(self.scale_mode);
         let mask = self.mask.encode_fixed(out);
         src.point_here(out, body_start);
-        self.src_bitmap.encode(out);
-        self.mask.encode_image(mask, out, body_start);
+        match (mask, self.src_bitmap.encode_head(out)) {
+            (None, Some(tail)) => Some(tail),
+            (mask, tail) => {
+                if let Some(tail) = tail {
+                    out.extend_from_slice(tail);
+                }
+                self.mask.encode_image(mask, out, body_start);
+                None
+            }
+        }
+    }
+}
+
+impl Codec<'_> for MsgDisplayDrawCopy {
+    fn encode(&self, out: &mut Vec<u8>) {
+        if let Some(tail) = self.encode_head(out) {
+            out.extend_from_slice(tail);
+        }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let base = DisplayBase::read(r)?;

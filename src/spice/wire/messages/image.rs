@@ -1,6 +1,8 @@
 //! spice.proto `Image`: the 18-byte descriptor and the payloads we send — raw BITMAP, LZ4,
 //! JPEG, SURFACE and cache references (brief §3.2.4, §4).
 
+use std::sync::Arc;
+
 use crate::spice::wire::codec::{len_u32, Codec, PutLe, Reader, U32Slot, WireError};
 use crate::spice::wire::enums::wire_enum;
 
@@ -129,6 +131,20 @@ pub enum ImageData {
     FromCache,
     /// FROM_CACHE_LOSSLESS.
     FromCacheLossless,
+    /// A BITMAP or LZ4 payload encoded once and shared by every client that sends it; never
+    /// decoded (a reader sees the payload's own variant).
+    Encoded(EncodedImage),
+}
+
+/// Everything of an image after its descriptor, as the wire carries it: built once (with
+/// [`BitmapHeader`] or [`Lz4Writer`]) and shared, so that N clients cost one encoding and
+/// N socket writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedImage {
+    /// BITMAP or LZ4.
+    pub image_type: ImageType,
+    /// The payload's wire bytes.
+    pub bytes: Arc<Vec<u8>>,
 }
 
 impl ImageData {
@@ -141,18 +157,23 @@ impl ImageData {
             Self::Surface(_) => ImageType::SURFACE,
             Self::FromCache => ImageType::FROM_CACHE,
             Self::FromCacheLossless => ImageType::FROM_CACHE_LOSSLESS,
+            Self::Encoded(e) => e.image_type,
         }
     }
 }
 
-impl Codec<'_> for Image {
-    fn encode(&self, out: &mut Vec<u8>) {
+impl Image {
+    /// Writes the image up to a shared payload and returns that payload, which the caller
+    /// sends after the bytes written (it ends the message); writes everything and returns
+    /// `None` for any other image.
+    pub fn encode_head(&self, out: &mut Vec<u8>) -> Option<&Arc<Vec<u8>>> {
         out.put_u64(self.descriptor.id);
         self.data.image_type().encode(out);
         self.descriptor.flags.encode(out);
         out.put_u32(self.descriptor.width);
         out.put_u32(self.descriptor.height);
         match &self.data {
+            ImageData::Encoded(e) => return Some(&e.bytes),
             ImageData::Bitmap(b) => b.encode(out),
             ImageData::Lz4(l) => l.encode(out),
             ImageData::Jpeg(data) => {
@@ -161,6 +182,15 @@ impl Codec<'_> for Image {
             }
             ImageData::Surface(id) => out.put_u32(*id),
             ImageData::FromCache | ImageData::FromCacheLossless => {}
+        }
+        None
+    }
+}
+
+impl Codec<'_> for Image {
+    fn encode(&self, out: &mut Vec<u8>) {
+        if let Some(tail) = self.encode_head(out) {
+            out.extend_from_slice(tail);
         }
     }
 
@@ -230,8 +260,26 @@ pub struct Bitmap {
     pub data: Vec<u8>,
 }
 
-impl Codec<'_> for Bitmap {
-    fn encode(&self, out: &mut Vec<u8>) {
+/// [`Bitmap`] less its pixels: what precedes `stride × y` pixel bytes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitmapHeader {
+    /// Pixel format.
+    pub format: BitmapFormat,
+    /// Flags other than PAL_FROM_CACHE.
+    pub flags: BitmapFlags,
+    /// Width.
+    pub x: u32,
+    /// Height (rows).
+    pub y: u32,
+    /// Bytes per row.
+    pub stride: u32,
+    /// Palette source.
+    pub palette: BitmapPalette,
+}
+
+impl BitmapHeader {
+    /// Appends the header; the caller appends exactly `stride × y` pixel bytes.
+    pub fn encode(&self, out: &mut Vec<u8>) {
         self.format.encode(out);
         let mut flags = self.flags.0 & !BitmapFlags::PAL_FROM_CACHE.0;
         if matches!(self.palette, BitmapPalette::FromCache(_)) {
@@ -245,6 +293,20 @@ impl Codec<'_> for Bitmap {
             BitmapPalette::None => out.put_u32(0),
             BitmapPalette::FromCache(id) => out.put_u64(id),
         }
+    }
+}
+
+impl Codec<'_> for Bitmap {
+    fn encode(&self, out: &mut Vec<u8>) {
+        BitmapHeader {
+            format: self.format,
+            flags: self.flags,
+            x: self.x,
+            y: self.y,
+            stride: self.stride,
+            palette: self.palette,
+        }
+        .encode(out);
         out.extend_from_slice(&self.data);
     }
 
@@ -298,16 +360,47 @@ pub struct Lz4Data {
     pub blocks: Vec<Vec<u8>>,
 }
 
+/// Writes an LZ4 image payload in one pass: [`Lz4Writer::begin`], one
+/// [`Lz4Writer::block`] per compressed block, [`Lz4Writer::finish`].
+#[derive(Debug)]
+#[must_use = "an LZ4 payload's data_size must be patched by finish"]
+pub struct Lz4Writer {
+    size: U32Slot,
+}
+
+impl Lz4Writer {
+    /// Writes `data_size` (a placeholder), `top_down` and `format`.
+    pub fn begin(out: &mut Vec<u8>, top_down: bool, format: BitmapFormat) -> Self {
+        let size = U32Slot::reserve(out);
+        out.push(u8::from(top_down));
+        format.encode(out);
+        Self { size }
+    }
+
+    /// Appends one block: its big-endian length, then what `compress` appends to `out`.
+    pub fn block(&self, out: &mut Vec<u8>, compress: impl FnOnce(&mut Vec<u8>)) {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        compress(out);
+        let len = len_u32(out.len().saturating_sub(at.saturating_add(4)));
+        if let Some(slot) = out.get_mut(at..at.saturating_add(4)) {
+            slot.copy_from_slice(&len.to_be_bytes());
+        }
+    }
+
+    /// Patches `data_size` with everything written since [`Lz4Writer::begin`].
+    pub fn finish(self, out: &mut [u8]) {
+        self.size.patch_len_since(out);
+    }
+}
+
 impl Codec<'_> for Lz4Data {
     fn encode(&self, out: &mut Vec<u8>) {
-        let size = U32Slot::reserve(out);
-        out.push(u8::from(self.top_down));
-        self.format.encode(out);
+        let w = Lz4Writer::begin(out, self.top_down, self.format);
         for block in &self.blocks {
-            out.extend_from_slice(&len_u32(block.len()).to_be_bytes());
-            out.extend_from_slice(block);
+            w.block(out, |out| out.extend_from_slice(block));
         }
-        size.patch_len_since(out);
+        w.finish(out);
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, WireError> {

@@ -47,8 +47,8 @@ pub use display_client::{
     MsgcDisplayPreferredCompression, MsgcDisplayPreferredVideoCodecType, MsgcDisplayStreamReport,
 };
 pub use image::{
-    Bitmap, BitmapFlags, BitmapFormat, BitmapPalette, Image, ImageData, ImageDescriptor,
-    ImageFlags, ImageType, Lz4Data,
+    Bitmap, BitmapFlags, BitmapFormat, BitmapHeader, BitmapPalette, EncodedImage, Image, ImageData,
+    ImageDescriptor, ImageFlags, ImageType, Lz4Data, Lz4Writer,
 };
 pub use inputs::{
     make_scancode, scancode_bytes, ButtonsState, InputsClientMsg, InputsMsg, InputsMsgc,
