@@ -32,7 +32,9 @@ use super::wire::{
     MsgDisplayReset, MsgDisplaySurfaceCreate, MsgDisplaySurfaceDestroy, Point, QMask,
     Rect as WireRect, Ropd, SurfaceFlags, SurfaceFormat,
 };
-use crate::display::{self, DisplayEvent, DisplayHandle, Rect, RectVersion, SurfaceInfo};
+use crate::display::{self, DisplayEvent, Rect};
+
+pub use canvas::Canvas;
 
 /// The surface clients are shown.
 const PRIMARY: u32 = 0;
@@ -53,51 +55,6 @@ const MAX_MESSAGES_PER_POLL: usize = 64;
 /// of reading and encoding, so clients sharing a runtime thread take turns (one message
 /// larger than this still goes out whole).
 const MAX_BYTES_PER_POLL: usize = 1024 * 1024;
-
-/// What the pipe reads the display through; [`DisplayHandle`] in the server, a fake in tests.
-pub trait Canvas: Send + Sync {
-    /// Every surface.
-    fn surfaces(&self) -> Vec<SurfaceInfo>;
-    /// The version of a surface rectangle's pixels now, without reading them.
-    fn rect_version(&self, surface_id: u32, rect: Rect) -> Option<RectVersion>;
-    /// Appends the pixels of `rect` as 24-bit B, G, R rows of `stride` bytes (see
-    /// [`DisplayHandle::read_rect_bgr`]) and returns the version they are of.
-    fn read_rect_bgr(
-        &self,
-        surface_id: u32,
-        rect: Rect,
-        stride: usize,
-        out: &mut Vec<u8>,
-    ) -> Option<RectVersion>;
-    /// The guest's monitor layout (empty if it sent none).
-    fn monitors(&self) -> Arc<[display::Head]>;
-    /// The cursor.
-    fn cursor(&self) -> display::CursorState;
-}
-
-impl Canvas for DisplayHandle {
-    fn surfaces(&self) -> Vec<SurfaceInfo> {
-        DisplayHandle::surfaces(self)
-    }
-    fn rect_version(&self, surface_id: u32, rect: Rect) -> Option<RectVersion> {
-        DisplayHandle::rect_version(self, surface_id, rect)
-    }
-    fn read_rect_bgr(
-        &self,
-        surface_id: u32,
-        rect: Rect,
-        stride: usize,
-        out: &mut Vec<u8>,
-    ) -> Option<RectVersion> {
-        DisplayHandle::read_rect_bgr(self, surface_id, rect, stride, out)
-    }
-    fn monitors(&self) -> Arc<[display::Head]> {
-        DisplayHandle::monitors(self)
-    }
-    fn cursor(&self) -> display::CursorState {
-        DisplayHandle::cursor(self)
-    }
-}
 
 /// The primary's size as a client knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -609,5 +566,6 @@ fn display_base(rect: Rect) -> DisplayBase {
     }
 }
 
+mod canvas;
 #[cfg(test)]
 mod tests;
