@@ -8,7 +8,7 @@
 #[path = "vm/mod.rs"]
 mod vm;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,31 +56,11 @@ systemctl enable --now vhost-user-spice-input@vm1.socket
 /// Whether containers can run here: systemd-nspawn (installed by scripts/install-test-deps.sh
 /// when root) and root itself. Panics under CI=true instead of skipping.
 fn nspawn_enabled() -> bool {
-    let missing = || -> Vec<&str> {
-        [NSPAWN, UNSHARE, NSENTER]
-            .into_iter()
-            .filter(|p| !Path::new(p).exists())
-            .collect()
-    };
-    // SAFETY: geteuid(2) has no preconditions and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !missing().is_empty() && root {
-        let script = vm::workspace_root().join("scripts/install-test-deps.sh");
-        let _ = Command::new(script).status();
-    }
-    let mut why = missing().join(", ");
-    if !root {
-        why.push_str(" root (mount namespaces, nspawn)");
-    }
-    if why.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the nspawn test cannot run under CI=true: missing {why} (scripts/install-test-deps.sh)"
-    );
-    eprintln!("!!!!! SKIPPED: missing {why} (run scripts/install-test-deps.sh as root)");
-    false
+    vm::root_tools_available(
+        "nspawn",
+        &[NSPAWN, UNSHARE, NSENTER],
+        "mount namespaces, nspawn",
+    )
 }
 
 /// The container; dropping it powers it off (SIGTERM to nspawn), or kills it.

@@ -9,7 +9,7 @@
 #[path = "vm/mod.rs"]
 mod vm;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,31 +97,11 @@ const DOMAIN_XML: &str = r#"<domain type='qemu'>
 /// Whether libvirt can run here: the packages (installed by scripts/install-test-deps.sh when
 /// root) and root itself (mount namespaces). Panics under CI=true instead of skipping.
 fn libvirt_enabled() -> bool {
-    let missing = || -> Vec<&str> {
-        [LIBVIRTD, VIRSH, UNSHARE, NSENTER, QEMU_USER_HOME]
-            .into_iter()
-            .filter(|p| !Path::new(p).exists())
-            .collect()
-    };
-    // SAFETY: geteuid(2) has no preconditions and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !missing().is_empty() && root {
-        let script = vm::workspace_root().join("scripts/install-test-deps.sh");
-        let _ = Command::new(script).status();
-    }
-    let mut why = missing().join(", ");
-    if !root {
-        why.push_str(" root (mount namespaces)");
-    }
-    if why.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the libvirt test cannot run under CI=true: missing {why} (scripts/install-test-deps.sh)"
-    );
-    eprintln!("!!!!! SKIPPED: missing {why} (run scripts/install-test-deps.sh as root)");
-    false
+    vm::root_tools_available(
+        "libvirt",
+        &[LIBVIRTD, VIRSH, UNSHARE, NSENTER, QEMU_USER_HOME],
+        "mount namespaces",
+    )
 }
 
 /// libvirtd in its namespaces (`tests/tools/libvirt-sandbox.sh`); dropping it kills `unshare`,

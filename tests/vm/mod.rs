@@ -50,7 +50,8 @@ pub use pattern::{
     PATTERN_TILE,
 };
 pub use prereq::{
-    missing_prerequisites, spice_clients_enabled, vm_tests_enabled, PYTHON, SPICY_SCREENSHOT,
+    missing_prerequisites, root_tools_available, spice_clients_enabled, vm_tests_enabled, PYTHON,
+    SPICY_SCREENSHOT,
 };
 pub use process::ChildGuard;
 

@@ -164,3 +164,35 @@ pub fn spice_clients_enabled() -> bool {
         }
     }
 }
+
+/// Whether a test that needs `tools` (absolute paths) and root can run: installs what is
+/// missing with `scripts/install-test-deps.sh` when root; if something is still missing it
+/// prints and returns false, or panics under `CI=true` so CI never passes by skipping. `what`
+/// names the test and `root_for` why it needs root, for the messages.
+pub fn root_tools_available(what: &str, tools: &[&str], root_for: &str) -> bool {
+    let missing = || -> Vec<&str> {
+        tools
+            .iter()
+            .copied()
+            .filter(|p| !Path::new(p).exists())
+            .collect()
+    };
+    let root = is_root();
+    if !missing().is_empty() && root {
+        let script = workspace_root().join("scripts/install-test-deps.sh");
+        let _ = Command::new(script).status();
+    }
+    let mut why = missing().join(", ");
+    if !root {
+        why.push_str(&format!(" root ({root_for})"));
+    }
+    if why.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the {what} test cannot run under CI=true: missing {why} (scripts/install-test-deps.sh)"
+    );
+    eprintln!("!!!!! SKIPPED: missing {why} (run scripts/install-test-deps.sh as root)");
+    false
+}
