@@ -15,6 +15,7 @@
 //! `guest`; `virtio` implements `guest`. Never `spice` → `virtio`, `virtio` → `spice`,
 //! `display` → `spice`/`virtio`.
 
+pub mod alloc_tuning;
 pub mod app;
 pub mod config;
 pub mod demo;

@@ -12,6 +12,7 @@ use vhost_user_spice::systemd::ServiceEnv;
 const DEFAULT_LOG: &str = "info";
 
 fn main() -> ExitCode {
+    vhost_user_spice::alloc_tuning::keep_freed_buffers();
     let args = Args::parse();
     if args.print_capabilities {
         // Must be fast and change nothing: libvirt runs it at every domain start.

@@ -154,6 +154,7 @@ fn print_frame_hash(cfg: WorkloadConfig, frames: u32) {
 }
 
 fn main() -> ExitCode {
+    vhost_user_spice::alloc_tuning::keep_freed_buffers();
     let args = Args::parse();
     let cfg = args.workload_config();
     if let Err(e) = cfg.validate() {
