@@ -24,7 +24,6 @@ const STATE_TIMEOUT: Duration = Duration::from_secs(20);
 const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The container powering off after SIGTERM to nspawn.
 const POWEROFF_TIMEOUT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(50);
 const W: u32 = 1280;
 const H: u32 = 800;
 const PASSWORD: &str = "correct horse";
@@ -89,13 +88,13 @@ impl Container {
         )
         .expect("unshare runs");
         let children = format!("/proc/{0}/task/{0}/children", nspawn.id());
-        let init = wait_for("the container's PID 1", BOOT_CONTAINER_TIMEOUT, || {
+        let init = vm::poll_until("the container's PID 1", BOOT_CONTAINER_TIMEOUT, || {
             std::fs::read_to_string(&children)
                 .ok()
                 .and_then(|text| text.split_whitespace().next()?.parse().ok())
         });
         let container = Container { nspawn, init, root };
-        wait_for("systemd running", BOOT_CONTAINER_TIMEOUT, || {
+        vm::poll_until("systemd running", BOOT_CONTAINER_TIMEOUT, || {
             let out = container.run(&["systemctl", "is-system-running"]);
             let state = String::from_utf8_lossy(&out.stdout);
             matches!(state.trim(), "running" | "degraded").then_some(())
@@ -120,7 +119,7 @@ impl Container {
     }
 
     fn wait_property(&self, name: &str, want: impl Fn(&str) -> bool) -> String {
-        wait_for(&format!("{SERVICE} {name}"), STATE_TIMEOUT, || {
+        vm::poll_until(&format!("{SERVICE} {name}"), STATE_TIMEOUT, || {
             let value = self.property(name);
             want(&value).then_some(value)
         })
@@ -144,28 +143,6 @@ impl Drop for Container {
         }
         self.nspawn.kill();
     }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut poll: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = poll() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "no {what} within {timeout:?}");
-        std::thread::sleep(POLL);
-    }
-}
-
-fn success(what: &str, output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}): {stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (the container shares this host's network).
@@ -194,10 +171,10 @@ fn units_run_under_systemd_in_a_container_and_serve_a_guest() {
         .env("BINARY", env!("CARGO_BIN_EXE_vhost-user-spice"))
         .output()
         .expect("install.sh runs");
-    success("install.sh DESTDIR", &out);
+    vm::command_succeeded("install.sh DESTDIR", &out);
     let port = free_port();
     let script = format!("PORT={port}\n{PER_VM}");
-    success(
+    vm::command_succeeded(
         "the docs' per-VM steps",
         &container.run(&["sh", "-c", &script]),
     );
@@ -275,7 +252,7 @@ fn units_run_under_systemd_in_a_container_and_serve_a_guest() {
     client
         .send(json!({"cmd": "key", "scancode": SCANCODE_A}))
         .unwrap();
-    wait_for("KEY_A in the guest", STATE_TIMEOUT, || {
+    vm::poll_until("KEY_A in the guest", STATE_TIMEOUT, || {
         let log = qemu.serial_log();
         log.lines()
             .any(|l| l.contains("EVDEV") && l.trim_end().ends_with(KEY_A_PRESSED))
@@ -287,7 +264,7 @@ fn units_run_under_systemd_in_a_container_and_serve_a_guest() {
     // `systemctl stop`: SIGTERM, STOPPING=1 with STATUS=Shutting down in one notification,
     // exit 0.
     let t1 = Instant::now();
-    success(
+    vm::command_succeeded(
         "systemctl stop",
         &container.run(&["systemctl", "stop", SERVICE]),
     );

@@ -139,7 +139,7 @@ impl Sandbox {
         )
         .expect("unshare runs");
         let children = format!("/proc/{0}/task/{0}/children", unshare.id());
-        let init = wait_for("the namespace's PID 1", Duration::from_secs(10), || {
+        let init = vm::poll_until("the namespace's PID 1", Duration::from_secs(10), || {
             std::fs::read_to_string(&children)
                 .ok()
                 .and_then(|text| text.split_whitespace().next()?.parse().ok())
@@ -149,7 +149,7 @@ impl Sandbox {
             init,
             root,
         };
-        wait_for("libvirtd", LIBVIRTD_TIMEOUT, || {
+        vm::poll_until("libvirtd", LIBVIRTD_TIMEOUT, || {
             sandbox.virsh(&["version"]).status.success().then_some(())
         });
         sandbox
@@ -219,28 +219,6 @@ impl Drop for Sandbox {
     }
 }
 
-fn wait_for<T>(what: &str, timeout: Duration, mut poll: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = poll() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "no {what} within {timeout:?}");
-        std::thread::sleep(POLL);
-    }
-}
-
-fn success(what: &str, output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}): {stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn libvirt_starts_the_daemon_and_spice_shows_the_guest() {
     if !vm::vm_tests_enabled() || !vm::spice_clients_enabled() || !libvirt_enabled() {
@@ -260,10 +238,10 @@ fn libvirt_starts_the_daemon_and_spice_shows_the_guest() {
             .env("KERNEL", &image.kernel)
             .env("INITRD", &image.initrd),
     );
-    success("the docs' set-up", &out);
+    vm::command_succeeded("the docs' set-up", &out);
     let xml = sandbox.root.path().join("vm1.xml");
     std::fs::write(&xml, DOMAIN_XML).unwrap();
-    success(
+    vm::command_succeeded(
         "virsh define",
         &sandbox.virsh(&["define", xml.to_str().unwrap()]),
     );
@@ -285,7 +263,7 @@ fn libvirt_starts_the_daemon_and_spice_shows_the_guest() {
         r#"f=$(ls /run/libvirt/qemu/*-vm1-video0-vhost-user-gpu.pid); pid=$(cat "$f")
            tr '\0' ' ' < /proc/$pid/cmdline; echo; stat -c %U /proc/$pid; echo "$pid""#,
     ]));
-    let report = success("looking at the backend", &out);
+    let report = vm::command_succeeded("looking at the backend", &out);
     let mut lines = report.lines();
     let (cmdline, user, pid) = (
         lines.next().unwrap_or_default().trim_end().to_string(),
@@ -364,13 +342,13 @@ fn libvirt_starts_the_daemon_and_spice_shows_the_guest() {
 
     // Destroying the domain stops the backend (libvirt kills the pid file's process).
     let t2 = Instant::now();
-    success("virsh destroy", &sandbox.virsh(&["destroy", DOMAIN]));
+    vm::command_succeeded("virsh destroy", &sandbox.virsh(&["destroy", DOMAIN]));
     let destroy = t2.elapsed();
     let out = sandbox.enter(Command::new("/bin/sh").args([
         "-c",
         &format!("! kill -0 {pid} 2>/dev/null && ! ls /run/libvirt/qemu/*vhost-user-gpu.pid"),
     ]));
-    success("the backend gone after destroy", &out);
+    vm::command_succeeded("the backend gone after destroy", &out);
 
     eprintln!(
         "libvirtd answering {libvirtd_up:?}; virsh start {virsh_start:?}; start -> PATTERN \

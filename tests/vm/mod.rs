@@ -53,7 +53,7 @@ pub use prereq::{
     missing_prerequisites, root_tools_available, spice_clients_enabled, vm_tests_enabled, PYTHON,
     SPICY_SCREENSHOT,
 };
-pub use process::ChildGuard;
+pub use process::{command_succeeded, poll_until, ChildGuard};
 
 /// Kernel command line before [`QemuOpts::kernel_args`]: ttyS0 comes last so that `/dev/console`
 /// (the markers) is the serial port; `panic=-1` with `-no-reboot` turns a guest panic into a
