@@ -46,8 +46,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use pattern::{
-    compare_with_pattern, expected_pattern, parse_ppm, pattern_pixel, read_ppm, Frame, Mismatch,
-    PATTERN_TILE,
+    assert_ppm_is_pattern, compare_with_pattern, expected_pattern, parse_ppm, pattern_pixel,
+    read_ppm, Frame, Mismatch, PATTERN_TILE,
 };
 pub use prereq::{
     missing_prerequisites, root_tools_available, spice_clients_enabled, vm_tests_enabled, PYTHON,

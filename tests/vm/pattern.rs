@@ -148,3 +148,14 @@ pub fn parse_ppm(data: &[u8]) -> Result<Frame, String> {
         xrgb,
     })
 }
+
+/// Asserts that the PPM screenshot at `path` is the `w` x `h` pattern, pixel for pixel.
+pub fn assert_ppm_is_pattern(path: &Path, w: u32, h: u32) {
+    let frame = read_ppm(path).expect("the screenshot is a readable PPM");
+    assert_eq!((frame.width, frame.height), (w, h), "screenshot size");
+    let (count, first) = compare_with_pattern(&frame.xrgb, w, h, w as usize * 4);
+    assert_eq!(
+        count, 0,
+        "the screenshot differs from the pattern: {first:x?}"
+    );
+}
