@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-/// The container's systemd reaching `running` (0.5 s idle).
-const BOOT_CONTAINER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The container's systemd reaching `running` (about 1 s idle here; generous for a loaded CI
+/// machine).
+const BOOT_CONTAINER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Generous for a TCG boot on a loaded 2-core machine (scripts/README.md: 5-11 s to the pattern).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The service's state or status text changing after an event.
@@ -87,19 +88,78 @@ impl Container {
                 .stderr(log),
         )
         .expect("unshare runs");
-        let children = format!("/proc/{0}/task/{0}/children", nspawn.id());
-        let init = vm::poll_until("the container's PID 1", BOOT_CONTAINER_TIMEOUT, || {
-            std::fs::read_to_string(&children)
-                .ok()
-                .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        });
-        let container = Container { nspawn, init, root };
-        vm::poll_until("systemd running", BOOT_CONTAINER_TIMEOUT, || {
-            let out = container.run(&["systemctl", "is-system-running"]);
-            let state = String::from_utf8_lossy(&out.stdout);
-            matches!(state.trim(), "running" | "degraded").then_some(())
-        });
-        container
+        let mut container = Container {
+            nspawn,
+            init: 0,
+            root,
+        };
+        // nspawn forks a short-lived helper before the container's PID 1, and PID 1 is
+        // nspawn's own code until it execs systemd: only a child named `systemd` is the one.
+        // Looked up again on every poll, so a helper seen first is never kept.
+        let deadline = Instant::now() + BOOT_CONTAINER_TIMEOUT;
+        let mut last_state = String::from("(no systemd child yet)");
+        loop {
+            if let Ok(Some(status)) = container.nspawn.try_wait() {
+                panic!("nspawn exited: {status}\n{}", container.diagnostics());
+            }
+            if let Some(init) = container.systemd_child() {
+                container.init = init;
+                let out = container.run(&["systemctl", "is-system-running"]);
+                let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if matches!(state.as_str(), "running" | "degraded") {
+                    return container;
+                }
+                last_state = format!("{state} {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the container's systemd not running within {BOOT_CONTAINER_TIMEOUT:?}: \
+                     is-system-running: {last_state}\n{}",
+                    container.diagnostics()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pid of nspawn's child that runs systemd, if there is one yet.
+    fn systemd_child(&self) -> Option<u32> {
+        let pid = self.nspawn.id();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children
+            .split_whitespace()
+            .filter_map(|child| child.parse().ok())
+            .find(|child: &u32| {
+                std::fs::read_to_string(format!("/proc/{child}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "systemd")
+            })
+    }
+
+    /// What the container printed and, if its systemd answers, its pending jobs and failed
+    /// units: for a boot that did not finish.
+    fn diagnostics(&self) -> String {
+        let log = std::fs::read_to_string(self.root.path().join("nspawn.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let mut text = format!(
+            "nspawn's output (last {} lines):\n{}\n",
+            tail.len(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+        if self.init != 0 {
+            for command in [
+                &["systemctl", "list-jobs", "--no-pager"][..],
+                &["systemctl", "--failed", "--no-pager"],
+            ] {
+                let out = self.run(command);
+                text.push_str(&format!(
+                    "{}:\n{}{}\n",
+                    command.join(" "),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        text
     }
 
     /// A command in all of the container's namespaces.
