@@ -9,6 +9,7 @@
 //! - [`spice_setup`]: the SPICE listeners and TLS files from [`config`].
 //! - [`guest`]: the traits through which the network side acts on the guest.
 //! - [`systemd`]: socket activation, service notifications, the watchdog.
+//! - [`logging`]: stderr, or the journal when stderr is thrown away (under libvirt).
 //! - [`workload`]: synthetic guest workloads for benchmarks (ports of the kit's spice-ref-server).
 //!
 //! Layering (see DESIGN.md): `virtio` → `qxl`, `display` → `qxl`, `spice` → `display` and
@@ -21,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod display;
 pub mod guest;
+pub mod logging;
 pub mod spice;
 pub mod spice_setup;
 pub mod systemd;

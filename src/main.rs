@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use vhost_user_spice::config::{Args, Config, Environment, CAPABILITIES};
+use vhost_user_spice::logging;
 use vhost_user_spice::systemd::ServiceEnv;
 
 /// Log filter when neither `--log` (or `log` in the file) nor RUST_LOG is given.
@@ -58,6 +59,12 @@ fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
         source = cause.source();
     }
     eprintln!("{message}");
+    if logging::stderr_discarded() {
+        // Started by libvirt: the message would be lost. Logging may not be set up yet (the
+        // configuration failed), so with the default filter.
+        logging::init(EnvFilter::new(DEFAULT_LOG));
+        error!("{message}");
+    }
     ExitCode::FAILURE
 }
 
@@ -70,8 +77,5 @@ fn init_logging(filter: Option<&str>) {
         eprintln!("vhost-user-spice: bad log filter ({e}); using {DEFAULT_LOG:?}");
         EnvFilter::new(DEFAULT_LOG)
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(filter);
 }

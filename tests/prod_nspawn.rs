@@ -3,7 +3,8 @@
 //! per-VM steps for `vm1`, with a password credential and a port drop-in. A QEMU guest on the
 //! host connects to the container's socket units; systemd starts the service (sandbox and all),
 //! the guest's pattern reaches spicy-screenshot, a spice-gtk client's key reaches the guest,
-//! `STATUS=` counts the client, and `systemctl stop` ends it with STOPPING=1 and exit 0.
+//! `STATUS=` counts the client, and `systemctl stop` ends it with STOPPING=1 and exit 0. Started
+//! with stdio on /dev/null, as libvirt starts it, its start-up error is in the journal.
 
 #[path = "vm/mod.rs"]
 mod vm;
@@ -330,6 +331,29 @@ fn units_run_under_systemd_in_a_container_and_serve_a_guest() {
     let journal = container.journal();
     assert!(journal.contains("Termination signal"), "{journal}");
     drop(qemu);
+
+    // Started as libvirt starts a backend (stdio on /dev/null, libvirt's environment): a
+    // start-up error reaches the journal instead of being lost.
+    let out = container.run(&[
+        "sh",
+        "-c",
+        "env -i /usr/libexec/vhost-user-spice --socket-path /run/nowhere.sock \
+         </dev/null >/dev/null 2>&1; echo $?",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    vm::poll_until("the start-up error in the journal", STATE_TIMEOUT, || {
+        let out = container.run(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-t",
+            "vhost-user-spice",
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("no password is set")
+            .then_some(())
+    });
 
     eprintln!(
         "container running {booted:?}; QEMU start -> service active {at_active:?} (exec -> \
