@@ -183,5 +183,7 @@ fn compress(pixels: &[u8]) -> Option<Vec<u8>> {
     (out.len() < pixels.len()).then_some(out)
 }
 
+pub mod quic;
+
 #[cfg(test)]
 mod tests;
