@@ -30,7 +30,7 @@ pub mod wire;
 
 pub use channel::{decode_scancodes, ChannelError};
 pub use conn::DEFAULT_STALL_TIMEOUT;
-pub use encode::quic;
+pub use encode::{quic, ImageCompression};
 pub use image_cache::{ImageCacheStats, DEFAULT_IMAGE_CACHE_BYTES};
 pub use link::SecureChannels;
 pub use server::{

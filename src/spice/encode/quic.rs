@@ -383,6 +383,6 @@ impl Coder {
 }
 
 #[cfg(test)]
-mod decode;
+pub(crate) mod decode;
 #[cfg(test)]
 mod tests;
