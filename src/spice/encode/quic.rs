@@ -24,7 +24,7 @@
 //! x8r8g8b8 surface), and RGB32 is what spice-server sends for 32-bit surfaces.
 
 use self::model::{for_each_segment, ChannelModel, CommonState};
-use self::tables::{CODES, U2L};
+use self::tables::{BUCKET_OF_RESIDUAL, CODES_BY_RESIDUAL, CODES_N};
 
 mod model;
 mod tables;
@@ -76,14 +76,14 @@ pub fn encode_bgr(pixels: &[u8], width: u32, height: u32, limit: usize) -> Optio
     }
     let cap = limit.min(max_payload_len(width, height)?);
     let mut coder = Coder {
-        bits: Bits::new(cap)?,
+        pending: Pending::default(),
+        words: Words::new(cap)?,
         models: Default::default(),
         corr: vec![0; w.checked_add(1)?],
     };
     let mut state = CommonState::default();
     for word in [MAGIC, VERSION, TYPE_RGB32, width, height] {
-        coder.bits.put(word >> 16, 16);
-        coder.bits.put(word & 0xffff, 16);
+        coder.words.push(word);
     }
     let mut rows = pixels.chunks_exact(stride);
     let mut prev = vec![0; w];
@@ -93,7 +93,7 @@ pub fn encode_bgr(pixels: &[u8], width: u32, height: u32, limit: usize) -> Optio
         coder.row0_segment(st, &prev, start, end, mask);
     });
     for row in rows {
-        if coder.bits.over {
+        if coder.words.over {
             return None;
         }
         pack_row(row, &mut cur);
@@ -104,7 +104,8 @@ pub fn encode_bgr(pixels: &[u8], width: u32, height: u32, limit: usize) -> Optio
         });
         std::mem::swap(&mut prev, &mut cur);
     }
-    coder.bits.finish()
+    coder.pending.flush(&mut coder.words);
+    coder.words.finish()
 }
 
 /// Pixels are handled packed in a word, B in bits 0..8, G in 8..16, R in 16..24 (the
@@ -132,55 +133,62 @@ fn avg_bytes(a: u32, b: u32) -> u32 {
     (a & b) + (((a ^ b) >> 1) & LOW7)
 }
 
-/// Per byte: the residual folded by magnitude (`xlatU2L`).
-#[inline(always)]
-fn fold(d: u32) -> u32 {
-    u32::from(U2L[(d & 0xff) as usize])
-        | u32::from(U2L[((d >> 8) & 0xff) as usize]) << 8
-        | u32::from(U2L[((d >> 16) & 0xff) as usize]) << 16
-}
-
-/// The bit stream being written, bounded by its capacity.
-struct Bits {
-    out: Vec<u8>,
-    cap: usize,
-    /// Pending bits, the newest in the low `n` bits.
+/// Bits not yet in a word. Kept in locals while a segment is coded (see
+/// [`Coder::row_segment`]), so that the accumulator stays in registers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    /// The newest bits in the low `n`.
     acc: u64,
     n: u32,
-    /// A word did not fit: the result is discarded.
-    over: bool,
 }
 
-impl Bits {
-    fn new(cap: usize) -> Option<Self> {
-        let mut out = Vec::with_capacity(cap);
-        if cap < SIZE_PREFIX {
-            return None;
-        }
-        out.extend_from_slice(&[0; SIZE_PREFIX]);
-        Some(Self {
-            out,
-            cap,
-            acc: 0,
-            n: 0,
-            over: false,
-        })
-    }
-
+impl Pending {
     /// Appends the `len` (1..=32) low bits of `code`, most significant first.
     #[inline(always)]
-    fn put(&mut self, code: u32, len: u32) {
+    fn put(&mut self, code: u32, len: u32, out: &mut Words) {
         // n < 32 and len <= 32: the pending bits fit the accumulator.
         self.acc = (self.acc << len) | u64::from(code);
         self.n += len;
         if self.n >= 32 {
             self.n -= 32;
-            self.word((self.acc >> self.n) as u32);
+            out.push((self.acc >> self.n) as u32);
         }
     }
 
+    /// quic.c `flush`: the last word padded with zeros, then one zero word (the decoder
+    /// reads a word ahead).
+    fn flush(mut self, out: &mut Words) {
+        if self.n > 0 {
+            self.put(0, 32 - self.n, out);
+        }
+        out.push(0);
+    }
+}
+
+/// The payload being written, bounded by its capacity.
+struct Words {
+    out: Vec<u8>,
+    cap: usize,
+    /// A word did not fit: the result is discarded.
+    over: bool,
+}
+
+impl Words {
+    fn new(cap: usize) -> Option<Self> {
+        if cap < SIZE_PREFIX {
+            return None;
+        }
+        let mut out = Vec::with_capacity(cap);
+        out.extend_from_slice(&[0; SIZE_PREFIX]);
+        Some(Self {
+            out,
+            cap,
+            over: false,
+        })
+    }
+
     #[inline(always)]
-    fn word(&mut self, w: u32) {
+    fn push(&mut self, w: u32) {
         if self.out.len() + 4 > self.cap {
             self.over = true;
         } else {
@@ -188,13 +196,8 @@ impl Bits {
         }
     }
 
-    /// quic.c `flush`: the last word padded with zeros, then one zero word (the decoder
-    /// reads a word ahead).
+    /// The payload with its `data_size`, or `None` if it did not fit.
     fn finish(mut self) -> Option<Vec<u8>> {
-        if self.n > 0 {
-            self.put(0, 32 - self.n);
-        }
-        self.word(0);
         if self.over {
             return None;
         }
@@ -208,32 +211,35 @@ impl Bits {
 }
 
 /// Everything but the common state: the bit stream, the three channel models (R, G, B) and
-/// the row of folded residuals (`correlate_row`, packed as the pixels are; index `i + 1` is
-/// pixel `i`, index 0 the context of pixel 0).
+/// the row of residuals (`correlate_row`, packed as the pixels are; index `i + 1` is pixel
+/// `i`, index 0 the context of pixel 0). The decoder keeps them folded (`xlatU2L`); they
+/// are kept unfolded here and every table is indexed accordingly, which is the same state.
 struct Coder {
-    bits: Bits,
+    pending: Pending,
+    words: Words,
     models: [ChannelModel; 3],
     corr: Vec<u32>,
 }
 
 impl Coder {
-    /// Codes pixel `i`'s folded residuals `v` in the context of pixel `i - 1`'s.
+    /// Codes pixel `i`'s residuals `v` in the context of pixel `i - 1`'s.
     #[inline(always)]
-    fn put_pixel(&mut self, i: usize, v: u32) {
+    fn put_pixel(&mut self, p: &mut Pending, i: usize, v: u32) {
         let ctx = self.corr[i];
         self.corr[i + 1] = v;
         let [e0, e1, e2] = [0, 1, 2].map(|c| {
-            let l = self.models[c].code_for((ctx >> SHIFTS[c]) as u8);
-            CODES[((v >> SHIFTS[c]) & 0xff) as usize][l]
+            let bucket = BUCKET_OF_RESIDUAL[((ctx >> SHIFTS[c]) & 0xff) as usize];
+            let l = self.models[c].code_for(bucket);
+            CODES_BY_RESIDUAL[((v >> SHIFTS[c]) & 0xff) as usize][l & (CODES_N - 1)]
         });
         let (n0, n1, n2) = (e0 & 0xff, e1 & 0xff, e2 & 0xff);
         if n0 + n1 + n2 <= 32 {
             let code = (e0 >> 8) << (n1 + n2) | (e1 >> 8) << n2 | e2 >> 8;
-            self.bits.put(code, n0 + n1 + n2);
+            p.put(code, n0 + n1 + n2, &mut self.words);
         } else {
-            self.bits.put(e0 >> 8, n0);
-            self.bits.put(e1 >> 8, n1);
-            self.bits.put(e2 >> 8, n2);
+            p.put(e0 >> 8, n0, &mut self.words);
+            p.put(e1 >> 8, n1, &mut self.words);
+            p.put(e2 >> 8, n2, &mut self.words);
         }
     }
 
@@ -243,7 +249,9 @@ impl Coder {
         let ctx = self.corr[i];
         let v = self.corr[i + 1];
         for (model, s) in self.models.iter_mut().zip(SHIFTS) {
-            model.update((ctx >> s) as u8, (v >> s) as u8, st.trigger);
+            let bucket = BUCKET_OF_RESIDUAL[((ctx >> s) & 0xff) as usize];
+            let codes = &CODES_BY_RESIDUAL[((v >> s) & 0xff) as usize];
+            model.update(bucket, codes, st.trigger);
         }
     }
 
@@ -267,31 +275,50 @@ impl Coder {
         end: usize,
         mask: u32,
     ) {
+        let mut p = self.pending;
         if i == 0 {
-            self.put_pixel(0, fold(cur[0]));
+            self.put_pixel(&mut p, 0, cur[0]);
             self.first_pixel_wait(st, mask);
             i = 1;
         }
         let mut stop = i + st.waitcnt;
         while stop < end {
             while i <= stop {
-                self.put_pixel(i, fold(sub_bytes(cur[i], cur[i - 1])));
+                self.put_pixel(&mut p, i, sub_bytes(cur[i], cur[i - 1]));
                 i += 1;
             }
             self.update(st, stop);
             stop = i + st.next_wait(mask);
         }
         while i < end {
-            self.put_pixel(i, fold(sub_bytes(cur[i], cur[i - 1])));
+            self.put_pixel(&mut p, i, sub_bytes(cur[i], cur[i - 1]));
             i += 1;
         }
         st.waitcnt = stop - end;
+        self.pending = p;
     }
 
     /// Pixels `i..end` of a later row (`compress_row_seg`): `(a + b) / 2` prediction and
     /// runs.
     fn row_segment(
         &mut self,
+        st: &mut CommonState,
+        prev: &[u32],
+        cur: &[u32],
+        start: usize,
+        end: usize,
+        mask: u32,
+    ) {
+        let mut p = self.pending;
+        self.row_segment_with(&mut p, st, prev, cur, start, end, mask);
+        self.pending = p;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn row_segment_with(
+        &mut self,
+        p: &mut Pending,
         st: &mut CommonState,
         prev: &[u32],
         cur: &[u32],
@@ -302,7 +329,7 @@ impl Coder {
         let (prev, cur) = (&prev[..end], &cur[..end]);
         let mut run_index = 0;
         if i == 0 {
-            self.put_pixel(0, fold(sub_bytes(cur[0], prev[0])));
+            self.put_pixel(p, 0, sub_bytes(cur[0], prev[0]));
             self.first_pixel_wait(st, mask);
             i = 1;
         }
@@ -321,7 +348,7 @@ impl Coder {
                             break 'coded true;
                         }
                         let pred = avg_bytes(cur[i - 1], prev[i]);
-                        self.put_pixel(i, fold(sub_bytes(cur[i], pred)));
+                        self.put_pixel(p, i, sub_bytes(cur[i], pred));
                         i += 1;
                     }
                     self.update(st, stop);
@@ -333,7 +360,7 @@ impl Coder {
                         break 'coded true;
                     }
                     let pred = avg_bytes(cur[i - 1], prev[i]);
-                    self.put_pixel(i, fold(sub_bytes(cur[i], pred)));
+                    self.put_pixel(p, i, sub_bytes(cur[i], pred));
                     i += 1;
                 }
                 false
@@ -351,18 +378,18 @@ impl Coder {
                 len += 1;
                 i += 1;
                 if i == end {
-                    self.put_run(st, len);
+                    self.put_run(p, st, len);
                     return;
                 }
             }
-            self.put_run(st, len);
+            self.put_run(p, st, len);
             stop = i + st.waitcnt;
         }
     }
 
     /// `encode_state_run`: a "hit" bit per `melcorder` pixels (the order growing with
     /// each), a 0, then the remainder in `melclen` bits.
-    fn put_run(&mut self, st: &mut CommonState, mut len: usize) {
+    fn put_run(&mut self, p: &mut Pending, st: &mut CommonState, mut len: usize) {
         let mut hits = 0usize;
         while len >= st.melc_order() {
             hits += 1;
@@ -370,14 +397,14 @@ impl Coder {
             st.melc_up();
         }
         while hits >= 16 {
-            self.bits.put(0xffff, 16);
+            p.put(0xffff, 16, &mut self.words);
             hits -= 16;
         }
         if hits > 0 {
-            self.bits.put((1 << hits) - 1, hits as u32);
+            p.put((1 << hits) - 1, hits as u32, &mut self.words);
         }
         // len < 2^melclen <= 2^15.
-        self.bits.put(len as u32, st.melc_len + 1);
+        p.put(len as u32, st.melc_len + 1, &mut self.words);
         st.melc_down();
     }
 }

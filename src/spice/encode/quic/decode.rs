@@ -5,7 +5,7 @@
 //! spice-gtk clients (tests/quic_e2e.rs); this one checks every corner case fast.
 
 use super::model::{for_each_segment, ChannelModel, CommonState};
-use super::tables::{low_mask, L2U, SHAPES};
+use super::tables::{low_mask, BUCKET_OF, CODES, L2U, SHAPES};
 
 /// Why a stream does not decode.
 #[derive(Debug, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl Decoder<'_> {
     fn pixel(&mut self, i: usize, pred: [u8; 3]) -> Result<[u8; 3], DecodeError> {
         let mut out = [0; 3];
         for c in 0..3 {
-            let l = self.models[c].code_for(self.corr[i][c]);
+            let l = self.models[c].code_for(BUCKET_OF[usize::from(self.corr[i][c])]);
             let v = self.r.golomb(l)?;
             self.corr[i + 1][c] = v;
             out[c] = L2U[usize::from(v)].wrapping_add(pred[c]);
@@ -128,7 +128,8 @@ impl Decoder<'_> {
     fn update(&mut self, st: &CommonState, i: usize) {
         for c in 0..3 {
             let (ctx, v) = (self.corr[i][c], self.corr[i + 1][c]);
-            self.models[c].update(ctx, v, st.trigger);
+            let bucket = BUCKET_OF[usize::from(ctx)];
+            self.models[c].update(bucket, &CODES[usize::from(v)], st.trigger);
         }
     }
 

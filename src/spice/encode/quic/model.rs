@@ -4,8 +4,7 @@
 //! `encode_state_run`). Any divergence from the decoder's copy corrupts the rest of the image.
 
 use super::tables::{
-    code_len, low_mask, wm_trigger, BUCKETS, BUCKET_OF, CHAOS, CODES_N, MELC, TABRAND_SEED,
-    WMI_MAX, WMI_NEXT,
+    low_mask, wm_trigger, BUCKETS, CHAOS, CODES_N, MELC, TABRAND_SEED, WMI_MAX, WMI_NEXT,
 };
 
 /// One channel's context model: per bucket, a running codeword-length sum for every code
@@ -27,31 +26,31 @@ impl Default for ChannelModel {
 }
 
 impl ChannelModel {
-    /// The code number for a value whose context (previous folded residual) is `ctx`.
+    /// The code number to use in context bucket `bucket` (of the previous pixel's residual;
+    /// `tables::BUCKET_OF`).
     #[inline(always)]
-    pub fn code_for(&self, ctx: u8) -> usize {
-        let b = usize::from(BUCKET_OF[usize::from(ctx)]) & (BUCKETS - 1);
-        usize::from(self.best[b])
+    pub fn code_for(&self, bucket: u8) -> usize {
+        usize::from(self.best[usize::from(bucket) & (BUCKETS - 1)])
     }
 
-    /// Learns that `val` was coded in context `ctx` (`update_model`): the smallest sum wins,
-    /// ties go to the larger code number, and all sums halve once the winner passes
-    /// `trigger`.
+    /// Learns that a value whose codewords are `codes` (its `tables::CODES` row) was coded in
+    /// context bucket `bucket` (`update_model`): the smallest length sum wins, ties go to the
+    /// larger code number, and all sums halve once the winner passes `trigger`.
     #[inline]
-    pub fn update(&mut self, ctx: u8, val: u8, trigger: u32) {
-        let b = usize::from(BUCKET_OF[usize::from(ctx)]) & (BUCKETS - 1);
-        let counters = &mut self.counters[b];
+    pub fn update(&mut self, bucket: u8, codes: &[u32; CODES_N], trigger: u32) {
+        let counters = &mut self.counters[usize::from(bucket) & (BUCKETS - 1)];
+        let len = |l: usize| codes[l] & 0xff;
         let mut best = CODES_N - 1;
-        counters[best] = counters[best].wrapping_add(code_len(val, best));
+        counters[best] = counters[best].wrapping_add(len(best));
         let mut best_len = counters[best];
         for l in (0..CODES_N - 1).rev() {
-            counters[l] = counters[l].wrapping_add(code_len(val, l));
+            counters[l] = counters[l].wrapping_add(len(l));
             if counters[l] < best_len {
                 best = l;
                 best_len = counters[l];
             }
         }
-        self.best[b] = best as u8;
+        self.best[usize::from(bucket) & (BUCKETS - 1)] = best as u8;
         if best_len > trigger {
             for c in counters.iter_mut() {
                 *c >>= 1;

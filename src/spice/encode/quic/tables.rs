@@ -101,10 +101,18 @@ const fn codes() -> [[u32; CODES_N]; 256] {
     out
 }
 
-/// Length of value `v`'s codeword under code number `l`.
-#[inline(always)]
-pub fn code_len(v: u8, l: usize) -> u32 {
-    CODES[usize::from(v)][l & (CODES_N - 1)] & 0xff
+/// [`CODES`] indexed by the residual before folding (`CODES[U2L[d]]`): the encoder keeps
+/// unfolded residuals and saves the fold.
+pub static CODES_BY_RESIDUAL: [[u32; CODES_N]; 256] = by_residual_codes();
+
+const fn by_residual_codes() -> [[u32; CODES_N]; 256] {
+    let mut out = [[0; CODES_N]; 256];
+    let mut d = 0;
+    while d < 256 {
+        out[d] = CODES[U2L[d] as usize];
+        d += 1;
+    }
+    out
 }
 
 /// Residuals mod 256 folded to 0, 1, 2, ... by magnitude: 0, -1, 1, -2, 2 ... (`xlatU2L`).
@@ -148,6 +156,19 @@ const fn l2u() -> [u8; 256] {
 /// (`fill_model_structures` with `DEFevol` 3: sizes 1, 2, 4, ... and a last bucket that
 /// absorbs the one after it).
 pub static BUCKET_OF: [u8; 256] = bucket_of();
+
+/// [`BUCKET_OF`] indexed by the residual before folding.
+pub static BUCKET_OF_RESIDUAL: [u8; 256] = by_residual_buckets();
+
+const fn by_residual_buckets() -> [u8; 256] {
+    let mut out = [0; 256];
+    let mut d = 0;
+    while d < 256 {
+        out[d] = BUCKET_OF[U2L[d] as usize];
+        d += 1;
+    }
+    out
+}
 
 const fn bucket_of() -> [u8; 256] {
     let mut out = [0; 256];
