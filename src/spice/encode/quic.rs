@@ -222,11 +222,14 @@ struct Coder {
 }
 
 impl Coder {
-    /// Codes pixel `i`'s residuals `v` in the context of pixel `i - 1`'s.
+    /// Codes pixel `i`'s residuals `v` in the context of pixel `i - 1`'s, `ctx` (which is
+    /// `corr[i]`, carried in a register by the callers), and makes `v` the next context.
     #[inline(always)]
-    fn put_pixel(&mut self, p: &mut Pending, i: usize, v: u32) {
-        let ctx = self.corr[i];
+    fn put_pixel(&mut self, p: &mut Pending, ctx: &mut u32, i: usize, v: u32) {
+        let c = *ctx;
+        *ctx = v;
         self.corr[i + 1] = v;
+        let ctx = c;
         let [e0, e1, e2] = [0, 1, 2].map(|c| {
             let bucket = BUCKET_OF_RESIDUAL[((ctx >> SHIFTS[c]) & 0xff) as usize];
             let l = self.models[c].code_for(bucket);
@@ -276,22 +279,23 @@ impl Coder {
         mask: u32,
     ) {
         let mut p = self.pending;
+        let mut ctx = self.corr[i];
         if i == 0 {
-            self.put_pixel(&mut p, 0, cur[0]);
+            self.put_pixel(&mut p, &mut ctx, 0, cur[0]);
             self.first_pixel_wait(st, mask);
             i = 1;
         }
         let mut stop = i + st.waitcnt;
         while stop < end {
             while i <= stop {
-                self.put_pixel(&mut p, i, sub_bytes(cur[i], cur[i - 1]));
+                self.put_pixel(&mut p, &mut ctx, i, sub_bytes(cur[i], cur[i - 1]));
                 i += 1;
             }
             self.update(st, stop);
             stop = i + st.next_wait(mask);
         }
         while i < end {
-            self.put_pixel(&mut p, i, sub_bytes(cur[i], cur[i - 1]));
+            self.put_pixel(&mut p, &mut ctx, i, sub_bytes(cur[i], cur[i - 1]));
             i += 1;
         }
         st.waitcnt = stop - end;
@@ -328,8 +332,9 @@ impl Coder {
     ) {
         let (prev, cur) = (&prev[..end], &cur[..end]);
         let mut run_index = 0;
+        let mut ctx = self.corr[i];
         if i == 0 {
-            self.put_pixel(p, 0, sub_bytes(cur[0], prev[0]));
+            self.put_pixel(p, &mut ctx, 0, sub_bytes(cur[0], prev[0]));
             self.first_pixel_wait(st, mask);
             i = 1;
         }
@@ -348,7 +353,7 @@ impl Coder {
                             break 'coded true;
                         }
                         let pred = avg_bytes(cur[i - 1], prev[i]);
-                        self.put_pixel(p, i, sub_bytes(cur[i], pred));
+                        self.put_pixel(p, &mut ctx, i, sub_bytes(cur[i], pred));
                         i += 1;
                     }
                     self.update(st, stop);
@@ -360,7 +365,7 @@ impl Coder {
                         break 'coded true;
                     }
                     let pred = avg_bytes(cur[i - 1], prev[i]);
-                    self.put_pixel(p, i, sub_bytes(cur[i], pred));
+                    self.put_pixel(p, &mut ctx, i, sub_bytes(cur[i], pred));
                     i += 1;
                 }
                 false
@@ -383,6 +388,8 @@ impl Coder {
                 }
             }
             self.put_run(p, st, len);
+            // The run's pixels left their residuals as they were (from an earlier row).
+            ctx = self.corr[i];
             stop = i + st.waitcnt;
         }
     }
