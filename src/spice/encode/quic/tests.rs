@@ -179,3 +179,35 @@ fn byte_lane_arithmetic_matches_per_byte() {
         assert_eq!(avg_bytes(x, y) >> 24, 0);
     }
 }
+
+#[test]
+fn random_sizes_and_mixtures_round_trip() {
+    // Sizes and contents drawn at random: runs start and stop at every position relative
+    // to rows, segments and model updates.
+    let mut s = 0x2545_f491;
+    for _ in 0..300 {
+        let w = 1 + xorshift(&mut s) % 300;
+        let h = 1 + xorshift(&mut s) % 24;
+        let seed = xorshift(&mut s);
+        let px = match xorshift(&mut s) % 4 {
+            0 => mixed(w, h, seed),
+            1 => video(w, h, seed),
+            2 => noise(w, h, seed),
+            // Few colours: long and short runs everywhere.
+            _ => {
+                let mut t = seed | 1;
+                (0..w * h)
+                    .flat_map(|_| {
+                        let c = (xorshift(&mut t) % 3) as u8 * 60;
+                        if xorshift(&mut t) % 5 == 0 {
+                            [c, c, c]
+                        } else {
+                            [9, 9, 9]
+                        }
+                    })
+                    .collect()
+            }
+        };
+        round_trip(w, h, &px);
+    }
+}
