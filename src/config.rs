@@ -88,6 +88,29 @@ impl From<InputPolicy> for crate::spice::InputPolicy {
     }
 }
 
+/// How images are compressed for SPICE clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageCompression {
+    /// LZ4 where it pays (text, UI), else QUIC (natural images), else raw.
+    #[default]
+    Auto,
+    /// LZ4 where it pays, else raw.
+    Lz4,
+    /// Raw bitmaps.
+    Off,
+}
+
+impl From<ImageCompression> for crate::spice::ImageCompression {
+    fn from(mode: ImageCompression) -> Self {
+        match mode {
+            ImageCompression::Auto => Self::Auto,
+            ImageCompression::Lz4 => Self::Lz4,
+            ImageCompression::Off => Self::Off,
+        }
+    }
+}
+
 /// A SPICE listening endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -147,6 +170,7 @@ pub struct SpiceOptions {
     pub ticketing: TicketSetting,
     pub max_clients: u32,
     pub input: InputPolicy,
+    pub image_compression: ImageCompression,
 }
 
 /// The daemon's validated settings.

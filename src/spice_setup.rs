@@ -97,6 +97,7 @@ mod tests {
             ticketing: TicketSetting::Disabled,
             max_clients: 4,
             input: InputPolicy::All,
+            image_compression: Default::default(),
         }
     }
 

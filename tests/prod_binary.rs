@@ -197,6 +197,7 @@ fn help_groups_the_options_and_takes_no_password() {
         "--spice-unix",
         "--max-clients",
         "--input <WHO>",
+        "--image-compression <MODE>",
         "--input-socket",
         "--input-fd",
         "--ticket-expiry",

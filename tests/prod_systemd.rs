@@ -194,7 +194,7 @@ fn example_configuration_uses_real_keys() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(Settings::from_toml(&every, Path::new("x")).is_ok());
-    assert_eq!(keys.len(), 23, "one line per key: {keys:?}");
+    assert_eq!(keys.len(), 24, "one line per key: {keys:?}");
 }
 
 /// A value of the right type for `key`, to parse all keys together.
@@ -204,6 +204,7 @@ fn sample(key: &str) -> &'static str {
         | "max-clients" => "1",
         "demo" | "disable-ticketing" | "allow-plaintext-password" | "tls-only" => "true",
         "input" => "\"all\"",
+        "image-compression" => "\"auto\"",
         "spice-tls-port" => "\"off\"",
         _ => "\"x\"",
     }

@@ -45,6 +45,7 @@ pub fn spice_config(options: &SpiceOptions, started: Instant) -> Result<SpiceCon
     let mut config = SpiceConfig {
         max_clients: usize::try_from(options.max_clients).unwrap_or(usize::MAX),
         input: options.input.into(),
+        image_compression: options.image_compression.into(),
         ..SpiceConfig::new(ticketing)
     };
     spice_setup::apply(options, &mut config)?;
@@ -235,7 +236,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::{Endpoint, InputPolicy, TlsFiles};
+    use crate::config::{Endpoint, ImageCompression, InputPolicy, TlsFiles};
     use crate::spice::ticket::Secret;
 
     fn options(plain: Vec<Endpoint>, ticketing: TicketSetting) -> SpiceOptions {
@@ -246,6 +247,7 @@ mod tests {
             ticketing,
             max_clients: 3,
             input: InputPolicy::First,
+            image_compression: ImageCompression::Lz4,
         }
     }
 
@@ -267,6 +269,10 @@ mod tests {
         assert_eq!(config.listeners.len(), 2);
         assert_eq!(config.max_clients, 3);
         assert_eq!(config.input, crate::spice::InputPolicy::First);
+        assert_eq!(
+            config.image_compression,
+            crate::spice::ImageCompression::Lz4
+        );
         assert!(matches!(config.ticketing, Ticketing::Disabled));
         assert!(config.tls.is_none());
         assert_eq!(describe(&config), "SPICE 127.0.0.1:5930, /run/x/spice.sock");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Parser};
 
-use super::{InputPolicy, PortSetting, Settings};
+use super::{ImageCompression, InputPolicy, PortSetting, Settings};
 
 const VMM: &str = "VMM connection (QEMU backend program conventions)";
 const DISPLAY: &str = "Display";
@@ -118,6 +118,11 @@ pub struct Args {
     #[arg(long, value_name = "WHO", help_heading = AUTH)]
     pub input: Option<InputPolicy>,
 
+    /// How images are compressed: LZ4 or QUIC, whichever fits the content (auto), LZ4 or raw
+    /// (lz4), raw (off) [default: auto].
+    #[arg(long, value_name = "MODE", help_heading = AUTH)]
+    pub image_compression: Option<ImageCompression>,
+
     /// Server certificate chain (PEM). Default: the systemd credential `tls-cert`.
     #[arg(long, value_name = "PATH", help_heading = TLS)]
     pub tls_cert_file: Option<PathBuf>,
@@ -168,6 +173,7 @@ impl Args {
             allow_plaintext_password: self.allow_plaintext_password,
             max_clients: self.max_clients,
             input: self.input,
+            image_compression: self.image_compression,
             tls_cert_file: self.tls_cert_file.clone(),
             tls_key_file: self.tls_key_file.clone(),
             tls_ca_file: self.tls_ca_file.clone(),

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-use super::{ConfigError, InputPolicy};
+use super::{ConfigError, ImageCompression, InputPolicy};
 
 /// The host-wide file read when nothing names another one (libvirt passes only `--fd`).
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vhost-user-spice/default.toml";
@@ -55,6 +55,7 @@ pub struct Settings {
     pub allow_plaintext_password: Option<bool>,
     pub max_clients: Option<u32>,
     pub input: Option<InputPolicy>,
+    pub image_compression: Option<ImageCompression>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub tls_ca_file: Option<PathBuf>,
@@ -106,6 +107,7 @@ impl Settings {
                 .or(lower.allow_plaintext_password),
             max_clients: self.max_clients.or(lower.max_clients),
             input: self.input.or(lower.input),
+            image_compression: self.image_compression.or(lower.image_compression),
             tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
             tls_key_file: self.tls_key_file.or(lower.tls_key_file),
             tls_ca_file: self.tls_ca_file.or(lower.tls_ca_file),

@@ -135,6 +135,7 @@ pub(super) fn spice_options(
         ticketing,
         max_clients,
         input: settings.input.unwrap_or_default(),
+        image_compression: settings.image_compression.unwrap_or_default(),
     })
 }
 

@@ -306,6 +306,26 @@ fn ticket_expiry_rules() {
 }
 
 #[test]
+fn image_compression_modes() {
+    for (arg, mode) in [
+        ("auto", ImageCompression::Auto),
+        ("lz4", ImageCompression::Lz4),
+        ("off", ImageCompression::Off),
+    ] {
+        let config = config(&[
+            "--fd",
+            "3",
+            "--disable-ticketing",
+            "--image-compression",
+            arg,
+        ])
+        .unwrap();
+        assert_eq!(config.spice.image_compression, mode);
+    }
+    assert!(parse(&["--image-compression", "quic"]).is_err());
+}
+
+#[test]
 fn input_policy_and_unix_listener() {
     let config = config(&[
         "--fd",

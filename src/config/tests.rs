@@ -48,6 +48,7 @@ ticket-expiry = 600
 allow-plaintext-password = true
 max-clients = 40
 input = "first"
+image-compression = "lz4"
 tls-cert-file = "/etc/tls/cert.pem"
 tls-key-file = "/etc/tls/key.pem"
 tls-ca-file = "/etc/tls/ca.pem"
@@ -77,6 +78,7 @@ fn toml_reads_every_key() {
         allow_plaintext_password: Some(true),
         max_clients: Some(40),
         input: Some(InputPolicy::First),
+        image_compression: Some(ImageCompression::Lz4),
         tls_cert_file: Some("/etc/tls/cert.pem".into()),
         tls_key_file: Some("/etc/tls/key.pem".into()),
         tls_ca_file: Some("/etc/tls/ca.pem".into()),
@@ -255,6 +257,7 @@ fn socket_path_with_defaults() {
     assert_eq!(config.max_hostmem, 256 << 20);
     assert_eq!(config.spice.max_clients, 16);
     assert_eq!(config.spice.input, InputPolicy::All);
+    assert_eq!(config.spice.image_compression, ImageCompression::Auto);
     assert_eq!(config.input_socket, None);
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, watch};
 use super::channel::{
     ChannelCore, ChannelError, CursorChannel, DisplayChannel, InputsChannel, MainChannel,
 };
+use super::encode::ImageCompression;
 use super::link::{
     LinkContext, LinkError, LinkState, Linked, SecureChannels, LINK_TIMEOUT, MAX_LINK_INPUT,
 };
@@ -62,7 +63,7 @@ pub(crate) struct Shared {
     pub(crate) control: Arc<dyn DisplayControl>,
     pub(crate) started: Instant,
     pub(crate) pipe_budget: usize,
-    pub(crate) lz4: bool,
+    pub(crate) image_compression: ImageCompression,
     pub(crate) stall_timeout: Duration,
     /// Channels refused on plaintext connections.
     pub(crate) secure_channels: SecureChannels,
@@ -327,9 +328,13 @@ impl Driver {
             )),
             ChannelType::DISPLAY => {
                 let caps = &linked.client_channel_caps;
+                let compression = shared.image_compression;
                 let config = PipeConfig {
                     budget: shared.pipe_budget,
-                    lz4: shared.lz4 && caps.has(DisplayCap::LZ4_COMPRESSION),
+                    lz4: compression != ImageCompression::Off
+                        && caps.has(DisplayCap::LZ4_COMPRESSION),
+                    // QUIC needs no capability: every client decodes it.
+                    quic: compression == ImageCompression::Auto,
                     monitors_config: caps.has(DisplayCap::MONITORS_CONFIG),
                 };
                 Box::new(DisplayChannel::new(

@@ -1,5 +1,6 @@
 //! Encodes a rectangle's pixels once for every client: the wire payload of a 24-bit raw
-//! bitmap, or of an LZ4 image when compression pays.
+//! bitmap, of an LZ4 image when compression pays, or of a QUIC image (natural content, where
+//! LZ4 does not pay; see [`quic`]).
 //!
 //! Pixels go out as `SPICE_BITMAP_FMT_24BIT` (bytes B, G, R): the primary is sent as
 //! `SPICE_SURFACE_FMT_32_xRGB`, whose fourth byte the client ignores, so a quarter of every
@@ -35,6 +36,19 @@ const PROBE_WHOLE_BELOW: usize = 2 * PROBE_BYTES;
 /// an eighth is not worth compressing at the server and decompressing at every client.
 const PAYS_NUM: usize = 7;
 const PAYS_DEN: usize = 8;
+
+/// How images are compressed for the wire (the daemon's `image-compression` option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ImageCompression {
+    /// LZ4 where it pays and the client decodes it, else QUIC, else raw: spice-server's
+    /// default (`auto_glz`) sends natural images as QUIC too.
+    #[default]
+    Auto,
+    /// LZ4 where it pays and the client decodes it, else raw (spice-server's `lz4`).
+    Lz4,
+    /// Raw bitmaps only.
+    Off,
+}
 
 /// A raw 24-bit bitmap payload being built: the header is written, the pixels are appended
 /// by whoever reads them ([`RawImage::pixels`]), top-down, `width × 3` bytes per row.
@@ -106,6 +120,32 @@ impl RawImage {
     /// LZ4 if it pays (see the module documentation), else the raw bitmap; `None` if the
     /// pixels are not all there.
     pub fn into_lz4_or_raw(self) -> Option<EncodedImage> {
+        self.into_lz4_or(Self::into_raw)
+    }
+
+    /// QUIC if it is smaller than the raw bitmap (it is for all but noise), else the raw
+    /// bitmap; `None` if the pixels are not all there.
+    pub fn into_quic_or_raw(self) -> Option<EncodedImage> {
+        if !self.is_complete() {
+            return None;
+        }
+        // Stopped as soon as it would not be smaller: noise costs one partial encoding.
+        let limit = self.bytes.len().saturating_sub(1);
+        match quic::encode_bgr(self.pixel_bytes(), self.width, self.height, limit) {
+            Some(bytes) => Some(EncodedImage {
+                image_type: ImageType::QUIC,
+                bytes: Arc::new(bytes),
+            }),
+            None => self.into_raw(),
+        }
+    }
+
+    /// LZ4 if it pays (text, UI), else QUIC if it pays (natural images), else raw.
+    pub fn into_lz4_or_quic_or_raw(self) -> Option<EncodedImage> {
+        self.into_lz4_or(Self::into_quic_or_raw)
+    }
+
+    fn into_lz4_or(self, otherwise: fn(Self) -> Option<EncodedImage>) -> Option<EncodedImage> {
         if !self.is_complete() {
             return None;
         }
@@ -114,7 +154,7 @@ impl RawImage {
                 image_type: ImageType::LZ4,
                 bytes: Arc::new(bytes),
             }),
-            None => self.into_raw(),
+            None => otherwise(self),
         }
     }
 }
@@ -182,6 +222,8 @@ fn compress(pixels: &[u8]) -> Option<Vec<u8>> {
     // A probe that paid followed by noise can still lose overall.
     (out.len() < pixels.len()).then_some(out)
 }
+
+pub mod quic;
 
 #[cfg(test)]
 mod tests;

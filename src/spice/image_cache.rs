@@ -5,8 +5,8 @@
 //! display's per-tile versions, display/tiles.rs) holds the same bytes for whoever reads it,
 //! whatever else changed on the surface meanwhile. So a client looks the key up before
 //! reading any pixel, and only a miss reads and encodes. The value is the wire payload, shared
-//! by reference (for LZ4 clients it may be the raw bitmap: the decision that LZ4 does not pay
-//! is kept too). Clients asking for a key another client is encoding wait for that encoding
+//! by reference (for LZ4 clients it may be the raw bitmap or QUIC: the decision that LZ4 does
+//! not pay is kept too). Clients asking for a key another client is encoding wait for that encoding
 //! rather than make their own. Bounded by bytes and by entries; the least recently used
 //! entries go first.
 
@@ -30,6 +30,10 @@ pub enum Encoding {
     Raw,
     /// LZ4 of 24-bit pixels where it pays, else the raw bitmap.
     Lz4,
+    /// QUIC where it is smaller than the raw bitmap, else the raw bitmap.
+    Quic,
+    /// LZ4 where it pays, else QUIC where it is smaller, else the raw bitmap.
+    Lz4OrQuic,
 }
 
 /// What one surface rectangle, at one content version, encodes to.

@@ -8,7 +8,7 @@
 //! - `channel`: the sans-IO cores of the main, display, cursor and inputs channels.
 //! - [`pipe`]: a display client's bounded, squashing pipe; `region`: its dirty region.
 //! - `outbox`: framed bytes waiting for a socket, and the ACK window.
-//! - `encode`: 24-bit raw and LZ4 image payloads; `image_cache`: encode once, send to many.
+//! - `encode`: 24-bit raw, LZ4 and [`quic`] image payloads; `image_cache`: encode once, send to many.
 //! - [`tls`]: the rustls configuration from PEM files, and the handshake.
 //! - `conn`: one connection's task (the only code touching a socket); `server`: listeners,
 //!   the connection cap, shutdown, and the public [`SpiceServer`] / [`serve`].
@@ -30,6 +30,7 @@ pub mod wire;
 
 pub use channel::{decode_scancodes, ChannelError};
 pub use conn::DEFAULT_STALL_TIMEOUT;
+pub use encode::{quic, ImageCompression};
 pub use image_cache::{ImageCacheStats, DEFAULT_IMAGE_CACHE_BYTES};
 pub use link::SecureChannels;
 pub use server::{

@@ -96,6 +96,8 @@ pub struct PipeConfig {
     pub budget: usize,
     /// The client decodes LZ4 images (display cap LZ4_COMPRESSION).
     pub lz4: bool,
+    /// Images LZ4 does not shrink go out as QUIC rather than raw (every client decodes it).
+    pub quic: bool,
     /// The client understands MONITORS_CONFIG (display cap MONITORS_CONFIG).
     pub monitors_config: bool,
 }
@@ -111,6 +113,8 @@ pub struct PipeStats {
     pub copy_bits: u64,
     /// Images sent as LZ4.
     pub lz4_images: u64,
+    /// Images sent as QUIC.
+    pub quic_images: u64,
     /// Images whose encoding came from the encode-once cache (another client made it).
     pub cache_hits: u64,
 }
@@ -499,19 +503,25 @@ impl DisplayPipe {
     /// The wire payload of `rect` of the primary and the display generation it is as of:
     /// another client's encoding of the same pixels if the shared cache has it (no pixel is
     /// read then), else read and encoded here (LZ4 when the client takes it and it pays,
-    /// else a raw bitmap) and kept for the others.
+    /// else QUIC when configured and smaller, else a raw bitmap) and kept for the others.
     fn encode_image(&mut self, canvas: &dyn Canvas, rect: Rect) -> Option<(u64, EncodedImage)> {
         let (width, height) = rect_size(&rect);
-        let lz4 = self.config.lz4;
+        let encoding = match (self.config.lz4, self.config.quic) {
+            (true, true) => Encoding::Lz4OrQuic,
+            (true, false) => Encoding::Lz4,
+            (false, true) => Encoding::Quic,
+            (false, false) => Encoding::Raw,
+        };
         let read = |cell: &mut Option<u64>| {
             let mut raw = RawImage::new(width, height)?;
             let stride = raw.stride();
             let version = canvas.read_rect_bgr(PRIMARY, rect, stride, raw.pixels())?;
             *cell = Some(version.generation);
-            let image = if lz4 {
-                raw.into_lz4_or_raw()
-            } else {
-                raw.into_raw()
+            let image = match encoding {
+                Encoding::Raw => raw.into_raw(),
+                Encoding::Lz4 => raw.into_lz4_or_raw(),
+                Encoding::Quic => raw.into_quic_or_raw(),
+                Encoding::Lz4OrQuic => raw.into_lz4_or_quic_or_raw(),
             }?;
             Some(Made {
                 image,
@@ -526,7 +536,7 @@ impl DisplayPipe {
                     surface_id: PRIMARY,
                     content: version.content,
                     rect,
-                    encoding: if lz4 { Encoding::Lz4 } else { Encoding::Raw },
+                    encoding,
                 };
                 let (image, hit) = cache.get_or_encode(key, || read(&mut read_at))?;
                 if hit {
@@ -542,6 +552,8 @@ impl DisplayPipe {
         };
         if image.image_type == ImageType::LZ4 {
             self.stats.lz4_images = self.stats.lz4_images.saturating_add(1);
+        } else if image.image_type == ImageType::QUIC {
+            self.stats.quic_images = self.stats.quic_images.saturating_add(1);
         }
         Some((generation, image))
     }

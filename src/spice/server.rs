@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{info, warn, Instrument};
 
 use super::conn::{self, ConnError, Identity, Shared, DEFAULT_STALL_TIMEOUT};
+use super::encode::ImageCompression;
 use super::image_cache::ImageCacheStats;
 use super::link::SecureChannels;
 use super::pipe::DEFAULT_PIPE_BUDGET;
@@ -96,8 +97,8 @@ pub struct SpiceConfig {
     pub max_clients: usize,
     /// Encoded bytes one display client may have waiting before its updates are squashed.
     pub pipe_budget: usize,
-    /// Send LZ4 images to clients that decode them.
-    pub lz4: bool,
+    /// How images are compressed (LZ4 only for clients that decode it).
+    pub image_compression: ImageCompression,
     /// Whose keyboard and mouse reach the guest.
     pub input: InputPolicy,
     /// A client that takes nothing of what waits for it this long is disconnected.
@@ -117,7 +118,7 @@ impl SpiceConfig {
             ticketing,
             max_clients: DEFAULT_MAX_CLIENTS,
             pipe_budget: DEFAULT_PIPE_BUDGET,
-            lz4: true,
+            image_compression: ImageCompression::Auto,
             input: InputPolicy::All,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
@@ -264,7 +265,7 @@ impl SpiceServer {
             control,
             started: Instant::now(),
             pipe_budget: config.pipe_budget,
-            lz4: config.lz4,
+            image_compression: config.image_compression,
             stall_timeout: config.stall_timeout,
             secure_channels: config.secure_channels,
         });

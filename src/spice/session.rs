@@ -41,8 +41,10 @@ pub const CHANNELS_PER_SESSION: usize = 1 + SESSION_CHANNELS.len();
 pub struct DisplayStats {
     /// The pipe's counters (images, squashed damage, encode-once cache hits…).
     pub pipe: PipeStats,
-    /// The client gets LZ4 images (else raw bitmaps).
+    /// The client gets LZ4 images where they pay.
     pub lz4: bool,
+    /// The client gets QUIC images where LZ4 does not pay (else raw bitmaps).
+    pub quic: bool,
     /// Bytes framed for the client and not yet written to its socket, when last sampled.
     pub pending_bytes: usize,
     /// The most bytes ever waiting for its socket.

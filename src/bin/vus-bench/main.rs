@@ -77,7 +77,8 @@ struct Args {
     /// Keep serving (idle) this long after the summary.
     #[arg(long, default_value_t = 0.0)]
     linger: f64,
-    /// auto_glz (our default encoding), lz4, off (raw bitmaps); others map to our default.
+    /// auto_glz (our default: LZ4 or QUIC), lz4 (LZ4 or raw), off (raw bitmaps); others map
+    /// to our default.
     #[arg(long, default_value = "auto_glz")]
     image_compression: String,
     /// Accepted for bench.py; we have no video streams yet.
@@ -305,6 +306,15 @@ mod tests {
         let cfg = args.workload_config();
         assert_eq!((cfg.width, cfg.height, cfg.video), (1280, 720, (480, 270)));
         assert_eq!((args.wait_clients, args.port), (4, 6101));
+    }
+
+    #[test]
+    fn maps_spice_servers_image_compression_modes() {
+        use vhost_user_spice::spice::ImageCompression;
+        assert_eq!(serve::image_compression("auto_glz"), ImageCompression::Auto);
+        assert_eq!(serve::image_compression("lz4"), ImageCompression::Lz4);
+        assert_eq!(serve::image_compression("off"), ImageCompression::Off);
+        assert_eq!(serve::image_compression("quic"), ImageCompression::Auto);
     }
 
     #[test]

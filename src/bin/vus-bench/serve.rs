@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use vhost_user_spice::display::DisplayHandle;
 use vhost_user_spice::guest::{DisplayControl, HeadRequest, InputClientId, InputEvent, InputSink};
 use vhost_user_spice::spice::ticket::Ticketing;
-use vhost_user_spice::spice::{ListenerSpec, SpiceConfig, SpiceServer, DEFAULT_MAX_CLIENTS};
+use vhost_user_spice::spice::{
+    ImageCompression, ListenerSpec, SpiceConfig, SpiceServer, DEFAULT_MAX_CLIENTS,
+};
 
 use crate::{Args, WAIT_POLL};
 
@@ -40,6 +42,17 @@ impl DisplayControl for NoGuest {
     fn request_layout(&self, _heads: &[HeadRequest]) {}
 }
 
+/// spice-ref-server's `--image-compression` as ours: `off` is raw bitmaps, `lz4` LZ4 or raw
+/// (as spice-server's lz4 mode), and `auto_glz` (its default) and every other mode our
+/// default, LZ4 or QUIC or raw.
+pub fn image_compression(mode: &str) -> ImageCompression {
+    match mode {
+        "off" => ImageCompression::Off,
+        "lz4" => ImageCompression::Lz4,
+        _ => ImageCompression::Auto,
+    }
+}
+
 pub struct Clients {
     runtime: Runtime,
     server: SpiceServer,
@@ -58,9 +71,7 @@ impl Clients {
             addr, args.port,
         ))];
         config.max_clients = DEFAULT_MAX_CLIENTS.max(args.wait_clients);
-        // spice-ref-server's --image-compression: "off" is raw bitmaps, "lz4" and every other
-        // mode our default (LZ4 for clients that decode it).
-        config.lz4 = args.image_compression != "off";
+        config.image_compression = image_compression(&args.image_compression);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("spice")

@@ -76,6 +76,7 @@ impl DisplayChannel {
         self.session.set_display_stats(DisplayStats {
             pipe: self.pipe.stats(),
             lz4: self.pipe.config().lz4,
+            quic: self.pipe.config().quic,
             pending_bytes: pending,
             peak_pending_bytes: self.peak_pending,
             bytes_framed: self.bytes_framed,

@@ -449,6 +449,7 @@ fn display_waits_for_init_then_times_out() {
     let config = PipeConfig {
         budget: 1 << 20,
         lz4: false,
+        quic: false,
         monitors_config: true,
     };
     let mut display = DisplayChannel::new(canvas(), config, session(), now, &mut out);

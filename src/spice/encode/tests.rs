@@ -41,6 +41,13 @@ fn decode(image: &EncodedImage, width: u32, height: u32) -> (ImageType, Vec<u8>)
             }
             out
         }
+        ImageData::Quic(q) => {
+            let mut payload = (q.len() as u32).to_le_bytes().to_vec();
+            payload.extend_from_slice(&q);
+            let (w, h, px) = quic::decode::decode(&payload).expect("decodes");
+            assert_eq!((w, h), (width, height));
+            px
+        }
         other => panic!("{other:?}"),
     };
     assert_eq!(pixels.len(), expect);
@@ -173,6 +180,43 @@ fn the_benchmarks_natural_video_goes_raw() {
     let (kind, back) = decode(&image, w, h);
     assert_eq!(kind, ImageType::BITMAP);
     assert!(back == bgr);
+}
+
+fn plasma(w: u32, h: u32, t: u32) -> Vec<u8> {
+    let content = crate::workload::content::Content::new(1);
+    let mut px = vec![0u8; (w * h * 4) as usize];
+    content.fill_plasma(&mut px, w as usize, t, 1);
+    px.chunks(4).flat_map(|p| p[..3].to_vec()).collect()
+}
+
+#[test]
+fn auto_sends_text_as_lz4_natural_video_as_quic_and_noise_raw() {
+    let (w, h) = (640u32, 360u32);
+    let cases = [
+        (text(w, h), ImageType::LZ4),
+        (plasma(w, h, 5), ImageType::QUIC),
+        (noise((w * h * 3) as usize, 5), ImageType::BITMAP),
+    ];
+    for (pixels, expect) in cases {
+        let image = raw(w, h, &pixels).into_lz4_or_quic_or_raw().unwrap();
+        let (kind, back) = decode(&image, w, h);
+        assert_eq!(kind, expect);
+        assert!(back == pixels);
+    }
+    // The video's plasma: about 2 bytes a pixel, as spice-server's QUIC.
+    let image = raw(w, h, &plasma(w, h, 9)).into_quic_or_raw().unwrap();
+    assert_eq!(image.image_type, ImageType::QUIC);
+    assert!(
+        image.bytes.len() < (w * h) as usize * 21 / 10,
+        "{}",
+        image.bytes.len()
+    );
+    // Without LZ4, text goes QUIC too (smaller than raw).
+    let image = raw(w, h, &text(w, h)).into_quic_or_raw().unwrap();
+    assert_eq!(decode(&image, w, h).0, ImageType::QUIC);
+    let mut img = RawImage::new(4, 4).unwrap();
+    img.pixels().extend_from_slice(&[0; 4 * 3 * 3]);
+    assert!(img.into_quic_or_raw().is_none());
 }
 
 /// Run with `cargo test --release --lib -- --ignored --nocapture measure_encode`.

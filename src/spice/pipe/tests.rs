@@ -12,6 +12,7 @@ use crate::spice::wire::{
 use rig::*;
 
 mod cache;
+mod quic;
 mod rig;
 
 #[test]
@@ -224,6 +225,7 @@ fn random_events_late_delivery_and_a_sluggish_client_always_converge() {
         let mut rig = Rig::new(PipeConfig {
             budget: 2048,
             lz4: round % 2 == 0,
+            quic: round % 3 == 0,
             monitors_config: true,
         });
         // Events reach the pipe late, in order, while the canvas already moved on (as a

@@ -83,6 +83,31 @@ impl FakeCanvas {
         }
     }
 
+    /// Natural-looking pixels: a gradient plus 0..7 of noise per channel (as the video
+    /// workload's plasma), which LZ4 does not shrink and QUIC does.
+    pub(super) fn paint_natural(&self, rect: Rect, mut seed: u32) -> DisplayEvent {
+        let mut s = self.state.lock().unwrap();
+        let w = s.0 as i32;
+        for y in rect.top..rect.bottom {
+            for x in rect.left..rect.right {
+                let i = ((y * w + x) * 4) as usize;
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let v = ((x * 3 + y * 2) % 240) as u8;
+                let n = seed.to_le_bytes().map(|b| b & 7);
+                s.2[i..i + 4].copy_from_slice(&[v + n[0], v / 2 + n[1], 240 - v + n[2], 0xff]);
+            }
+        }
+        s.3 += 1;
+        self.mark(rect, s.0, s.3);
+        DisplayEvent::Damage {
+            surface_id: 0,
+            rect,
+            generation: s.3,
+        }
+    }
+
     /// Copies the `dest`-sized area at `src` to `dest`, as the worker's COPY_BITS does.
     pub(super) fn copy(&self, src: (i32, i32), dest: Rect) -> DisplayEvent {
         let area = Rect::ltrb(
@@ -235,6 +260,14 @@ impl Client {
                             }
                             out
                         }
+                        ImageData::Quic(q) => {
+                            let mut payload = (q.len() as u32).to_le_bytes().to_vec();
+                            payload.extend_from_slice(&q);
+                            let (qw, qh, px) = crate::spice::encode::quic::decode::decode(&payload)
+                                .expect("a QUIC image the test decoder takes");
+                            assert_eq!((qw as usize, qh as i32), (w, b.bottom - b.top));
+                            px
+                        }
                         other => panic!("{other:?}"),
                     };
                     // 24-bit on the wire: the client's fourth byte is its own (0xff here,
@@ -278,6 +311,7 @@ pub(super) fn bgr(px: &[u8]) -> Vec<u8> {
 pub(super) const CONFIG: PipeConfig = PipeConfig {
     budget: DEFAULT_PIPE_BUDGET,
     lz4: false,
+    quic: false,
     monitors_config: true,
 };
 

@@ -1,5 +1,5 @@
 //! spice.proto `Image`: the 18-byte descriptor and the payloads we send — raw BITMAP, LZ4,
-//! JPEG, SURFACE and cache references (brief §3.2.4, §4).
+//! QUIC, JPEG, SURFACE and cache references (brief §3.2.4, §4).
 
 use std::sync::Arc;
 
@@ -123,6 +123,8 @@ pub enum ImageData {
     Bitmap(Bitmap),
     /// LZ4.
     Lz4(Lz4Data),
+    /// QUIC (`SpiceQUICData`): the stream of little-endian words after `data_size`.
+    Quic(Vec<u8>),
     /// JPEG: one baseline JFIF whose size equals the descriptor's.
     Jpeg(Vec<u8>),
     /// SURFACE: copy from another surface.
@@ -141,7 +143,7 @@ pub enum ImageData {
 /// N socket writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedImage {
-    /// BITMAP or LZ4.
+    /// BITMAP, LZ4 or QUIC.
     pub image_type: ImageType,
     /// The payload's wire bytes.
     pub bytes: Arc<Vec<u8>>,
@@ -153,6 +155,7 @@ impl ImageData {
         match self {
             Self::Bitmap(_) => ImageType::BITMAP,
             Self::Lz4(_) => ImageType::LZ4,
+            Self::Quic(_) => ImageType::QUIC,
             Self::Jpeg(_) => ImageType::JPEG,
             Self::Surface(_) => ImageType::SURFACE,
             Self::FromCache => ImageType::FROM_CACHE,
@@ -176,7 +179,7 @@ impl Image {
             ImageData::Encoded(e) => return Some(&e.bytes),
             ImageData::Bitmap(b) => b.encode(out),
             ImageData::Lz4(l) => l.encode(out),
-            ImageData::Jpeg(data) => {
+            ImageData::Quic(data) | ImageData::Jpeg(data) => {
                 out.put_u32(len_u32(data.len()));
                 out.extend_from_slice(data);
             }
@@ -206,6 +209,10 @@ impl Codec<'_> for Image {
         let data = match image_type {
             ImageType::BITMAP => ImageData::Bitmap(Bitmap::read(r)?),
             ImageType::LZ4 => ImageData::Lz4(Lz4Data::read(r)?),
+            ImageType::QUIC => {
+                let size = r.u32("QUICData.data_size")?;
+                ImageData::Quic(r.take(usize_from(size), "QUICData.data")?.to_vec())
+            }
             ImageType::JPEG => {
                 let size = r.u32("JPEGData.data_size")?;
                 ImageData::Jpeg(r.take(usize_from(size), "JPEGData.data")?.to_vec())
