@@ -62,6 +62,7 @@ impl Clients {
         // mode our default (LZ4 for clients that decode it).
         config.lz4 = args.image_compression != "off";
         let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.spice_threads.max(1))
             .enable_all()
             .thread_name("spice")
             .build()
