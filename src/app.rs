@@ -28,7 +28,7 @@ use crate::virtio::daemon::{self, DaemonError, ShutdownSignal, VhostSocket};
 use crate::virtio::gpu::{GpuBackend, GpuConfig, GpuControl, QxlSink};
 use crate::virtio::input::{InputBackend, InputConfig, InputError, InputHandle};
 
-pub use spice_service::{spice_config, FixedDisplay, SpiceService};
+pub use spice_service::{spice_config, FixedDisplay, SpiceService, WORKER_THREADS};
 
 /// Name of the GPU device in thread names and logs.
 const GPU_DEVICE_NAME: &str = "vhost-user-spice-gpu";

@@ -53,6 +53,24 @@ impl Mem<'_> {
         })?;
         self.region.read(sub.offset(), out).map_err(region_fault)
     }
+
+    /// Appends the `len` bytes at `span.offset() + start` to `out`; the range must lie in
+    /// `span`.
+    pub fn read_append(
+        &self,
+        span: Span,
+        start: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ParseError> {
+        let sub = span.sub(start, len).ok_or(ParseError::DataTooLarge {
+            size: u64::try_from(len).unwrap_or(u64::MAX),
+            limit: span.len(),
+        })?;
+        self.region
+            .read_append(sub.offset(), len, out)
+            .map_err(region_fault)
+    }
 }
 
 /// A resolved span always lies in the region (memslots are built from the region's layout), so
@@ -108,9 +126,7 @@ pub fn read_chain(
                 let target = out.capacity().saturating_mul(2).clamp(total, expected_len);
                 out.reserve_exact(target.saturating_sub(start));
             }
-            out.resize(total, 0);
-            let dst = out.get_mut(start..).unwrap_or_default();
-            mem.read_into(span, 0, dst)?;
+            mem.read_append(span, 0, size, &mut out)?;
         }
         let next = QxlPhys(chunk.next_chunk.get());
         if next.is_null() {
@@ -157,11 +173,20 @@ pub fn copy_rows(
             };
         }
     }
-    let mut out = vec![0u8; total];
+    // Filled row by row from the source, never zero-filled first: each shared byte is read
+    // once, into the buffer the worker keeps.
+    let mut out = Vec::with_capacity(total);
     if row_bytes == 0 {
         return Ok(out);
     }
-    for (row, dst) in out.chunks_exact_mut(row_bytes).enumerate() {
+    if let RowSource::Shared(mem, span) = &src {
+        if !bottom_up && stride == row_bytes {
+            // Rows back to back, in order: one copy.
+            mem.read_append(*span, 0, total, &mut out)?;
+            return Ok(out);
+        }
+    }
+    for row in 0..height {
         let src_row = if bottom_up {
             height
                 .checked_sub(row)
@@ -172,11 +197,11 @@ pub fn copy_rows(
         };
         let start = src_row.checked_mul(stride).ok_or(too_large.clone())?;
         match &src {
-            RowSource::Shared(mem, span) => mem.read_into(*span, start, dst)?,
+            RowSource::Shared(mem, span) => mem.read_append(*span, start, row_bytes, &mut out)?,
             RowSource::Owned(bytes) => {
                 let end = start.checked_add(row_bytes).ok_or(too_large.clone())?;
                 let part = bytes.get(start..end).ok_or(too_large.clone())?;
-                dst.copy_from_slice(part);
+                out.extend_from_slice(part);
             }
         }
     }

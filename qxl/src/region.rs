@@ -10,7 +10,7 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
 use std::sync::atomic::Ordering;
 
-use vm_memory::{Bytes, FileOffset, MmapRegion, VolatileMemory};
+use vm_memory::{Bytes, FileOffset, MmapRegion, VolatileMemory, WriteVolatile};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::abi::{self, QxlRam};
@@ -139,6 +139,22 @@ impl Region {
                 })?;
         slice.copy_to(buf);
         Ok(())
+    }
+
+    /// Appends the `len` bytes at `offset` to `out`: one read of the shared bytes, straight
+    /// into `out`'s spare capacity (no zero-filled buffer first).
+    pub fn read_append(
+        &self,
+        offset: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), QxlError> {
+        let out_of_bounds = || QxlError::RegionOutOfBounds { offset, len };
+        let slice = self
+            .map
+            .get_slice(offset, len)
+            .map_err(|_| out_of_bounds())?;
+        out.write_all_volatile(&slice).map_err(|_| out_of_bounds())
     }
 
     /// Copies `buf` into the region at `offset`.

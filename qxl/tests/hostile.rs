@@ -141,6 +141,46 @@ fn bottom_up_bitmap_is_normalised_to_top_down() {
 }
 
 #[test]
+fn padded_top_down_bitmap_drops_the_padding() {
+    let (mut p, mut c) = device();
+    // 1 px × 3 rows of 4 bytes, stride 6: each row is followed by two padding bytes.
+    let rows: Vec<u8> = (1..=3u8).flat_map(|r| [r, r, r, r, 0xee, 0xee]).collect();
+    let data = put(&mut p, &rows);
+    let img = put(
+        &mut p,
+        bitmap_image(
+            SPICE_BITMAP_FMT_32BIT,
+            QXL_BITMAP_DIRECT | QXL_BITMAP_TOP_DOWN,
+            1,
+            3,
+            6,
+            data.phys.0,
+            0,
+        )
+        .as_bytes(),
+    );
+    push_drawable(&mut p, copy_drawable(img.phys.0, 1, 3));
+    assert_eq!(pop_bitmap(&mut c).data, [[1u8; 4], [2; 4], [3; 4]].concat());
+}
+
+#[test]
+fn chunked_bottom_up_padded_bitmap_is_gathered_and_turned_over() {
+    let (mut p, mut c) = device();
+    // 8BIT_A, 2 px × 2 rows, stride 3, bottom-up: the last row first, across two chunks.
+    let second = put(&mut p, &[chunk(3, 0), vec![1, 2, 0xee]].concat());
+    let first = put(
+        &mut p,
+        &[chunk(3, second.phys.0), vec![3, 4, 0xee]].concat(),
+    );
+    let img = put(
+        &mut p,
+        bitmap_image(SPICE_BITMAP_FMT_8BIT_A, 0, 2, 2, 3, first.phys.0, 0).as_bytes(),
+    );
+    push_drawable(&mut p, copy_drawable(img.phys.0, 2, 2));
+    assert_eq!(pop_bitmap(&mut c).data, [1, 2, 3, 4]);
+}
+
+#[test]
 fn chunked_bitmap_is_gathered_across_chunks() {
     let (mut p, mut c) = device();
     let second = put(&mut p, &[chunk(6, 0), vec![4, 5, 6, 7, 8, 9]].concat());

@@ -22,8 +22,9 @@ use crate::spice_setup::{self, SetupError};
 use crate::systemd::{self, Notifier};
 
 /// The runtime's worker threads: encoding is per client and light; two keep one slow client
-/// from holding up the others without taking the cores the vring workers need.
-const WORKER_THREADS: usize = 2;
+/// from holding up the others without taking the cores the vring workers need. vus-bench
+/// runs its SPICE server with as many.
+pub const WORKER_THREADS: usize = 2;
 /// How often the client count is looked at for `STATUS=`: cheap (a lock and a length), and
 /// quick enough for `systemctl status`.
 const CLIENT_POLL: Duration = Duration::from_millis(250);

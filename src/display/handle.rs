@@ -213,12 +213,20 @@ impl Shared {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends `event` (no subscriber is fine) and wakes the waiters on `generation`.
-    pub(crate) fn publish(&self, event: DisplayEvent, generation: u64) {
-        if matches!(event, DisplayEvent::Cursor(_) | DisplayEvent::Reset { .. }) {
-            let _ = self.cursor_events.send(event.clone());
+    /// Sends `events` in order (no subscriber is fine), then wakes the waiters on the newest
+    /// generation among them.
+    pub(crate) fn publish(&self, events: impl IntoIterator<Item = (DisplayEvent, u64)>) {
+        let mut newest = None;
+        for (event, generation) in events {
+            if matches!(event, DisplayEvent::Cursor(_) | DisplayEvent::Reset { .. }) {
+                let _ = self.cursor_events.send(event.clone());
+            }
+            let _ = self.events.send(event);
+            newest = newest.max(Some(generation));
         }
-        let _ = self.events.send(event);
+        let Some(generation) = newest else {
+            return;
+        };
         let mut published = self
             .published
             .lock()

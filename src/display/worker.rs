@@ -33,6 +33,12 @@ pub const MAX_TOTAL_SURFACE_BYTES: usize = 2 * MAX_SURFACE_BYTES;
 /// QXL_DRAW_NOP (QXLDrawable `type` 0): nothing to render, nothing to report.
 const DRAW_NOP: u8 = 0;
 
+/// Work items handled back to back before their events go out. A guest pushes a frame as a
+/// burst of commands: publishing the burst at once wakes each client once for all of it, and
+/// it writes the burst in one go, instead of a wake-up and a socket write per command. The cap
+/// bounds how long the first event of a long burst waits for the last.
+const MAX_BATCH: usize = 32;
+
 /// Runs until [`Shared::stop`] is set.
 pub(crate) fn run<S: CommandSource>(mut source: S, shared: &Shared) {
     let mut worker = Worker {
@@ -41,9 +47,18 @@ pub(crate) fn run<S: CommandSource>(mut source: S, shared: &Shared) {
         events: Vec::new(),
     };
     while !shared.stop.load(Ordering::Acquire) {
-        if let Some(work) = source.next(POLL_INTERVAL) {
-            worker.handle(work);
+        let Some(work) = source.next(POLL_INTERVAL) else {
+            continue;
+        };
+        worker.handle(work);
+        // What else is ready now joins the batch; nothing is waited for.
+        for _ in 1..MAX_BATCH {
+            match source.next(Duration::ZERO) {
+                Some(work) => worker.handle(work),
+                None => break,
+            }
         }
+        worker.publish();
     }
     tracing::debug!("Display worker stopped");
 }
@@ -62,6 +77,8 @@ fn next_generation(state: &mut State) -> u64 {
 }
 
 impl<'a> Worker<'a> {
+    /// Applies `work`; its events wait in `events` for [`Worker::publish`], but an I/O
+    /// request's are published before it completes.
     fn handle(&mut self, work: Work) {
         match work {
             Work::Draw(cmd) => {
@@ -106,7 +123,6 @@ impl<'a> Worker<'a> {
                 io.complete(result);
             }
         }
-        self.publish();
     }
 
     fn write(&self) -> RwLockWriteGuard<'a, State> {
@@ -119,9 +135,7 @@ impl<'a> Worker<'a> {
     }
 
     fn publish(&mut self) {
-        for (event, generation) in self.events.drain(..) {
-            self.shared.publish(event, generation);
-        }
+        self.shared.publish(self.events.drain(..));
     }
 
     fn draw(&mut self, cmd: DrawCommand) -> Result<(), DisplayError> {

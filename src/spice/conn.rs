@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
 
 use super::channel::{
@@ -39,6 +39,10 @@ const LOW_WATER: usize = 256 * 1024;
 /// client that sends requests (ATTACH_CHANNELS, motions…) without reading the answers is
 /// left with its own full socket instead of growing our buffer.
 const READ_GATE: usize = 4 * LOW_WATER;
+
+/// Display events handed to the core per wake-up, beyond the one that woke it: a burst is
+/// taken whole, and a flood still lets the loop write and read between bursts.
+const MAX_EVENTS_PER_WAKE: usize = 256;
 
 /// Client messages a connection may send per second, sustained. Real clients stay far below:
 /// spice-gtk ACKs one display message in 20, its pointer stalls after 8 unacked motions, and
@@ -399,6 +403,22 @@ impl Driver {
         Ok(())
     }
 
+    /// Hands the core every event already waiting, so that one wake-up frames (and one write
+    /// sends) the whole burst the display worker published.
+    fn drain_events(&mut self) {
+        for _ in 0..MAX_EVENTS_PER_WAKE {
+            let Some(rx) = &mut self.events else {
+                return;
+            };
+            match rx.try_recv() {
+                Ok(ev) => self.core.handle_event(&ev),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Lagged(_)) => self.core.handle_lagged(),
+                Err(TryRecvError::Closed) => self.events = None,
+            }
+        }
+    }
+
     /// The select loop (STYLE §5.2): socket in, socket out, display events, guest LEDs,
     /// deadlines, session end, server stop.
     async fn run<R, W>(
@@ -452,11 +472,14 @@ impl Driver {
                     self.out.advance(n);
                     self.last_progress = Instant::now();
                 }
-                ev = next_event(&mut self.events) => match ev {
-                    Ok(ev) => self.core.handle_event(&ev),
-                    Err(RecvError::Lagged(_)) => self.core.handle_lagged(),
-                    Err(RecvError::Closed) => self.events = None,
-                },
+                ev = next_event(&mut self.events) => {
+                    match ev {
+                        Ok(ev) => self.core.handle_event(&ev),
+                        Err(RecvError::Lagged(_)) => self.core.handle_lagged(),
+                        Err(RecvError::Closed) => self.events = None,
+                    }
+                    self.drain_events();
+                }
                 m = next_change(&mut self.modifiers) => match m {
                     Some(m) => self.core.handle_guest_modifiers(m, &mut self.out),
                     None => self.modifiers = None,

@@ -84,6 +84,9 @@ struct Args {
     /// Accepted for bench.py; we have no video streams yet.
     #[arg(long, default_value = "off")]
     streaming_video: String,
+    /// The SPICE server's tokio worker threads (default: the daemon's)
+    #[arg(long, default_value_t = vhost_user_spice::app::WORKER_THREADS)]
+    spice_threads: usize,
     #[arg(long, hide = true)]
     jpeg_wan: Option<String>,
     #[arg(long, hide = true)]

@@ -73,6 +73,7 @@ impl Clients {
         config.max_clients = DEFAULT_MAX_CLIENTS.max(args.wait_clients);
         config.image_compression = image_compression(&args.image_compression);
         let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.spice_threads.max(1))
             .enable_all()
             .thread_name("spice")
             .build()
