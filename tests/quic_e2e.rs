@@ -91,15 +91,7 @@ async fn natural_images_reach_spice_gtk_as_quic_and_converge() {
     });
     let mut quic_draws = 0;
     for n in 0..4 {
-        gen.frame(n, &mut |cmd| {
-            let rect = Rect::ltrb(
-                cmd.x as i32,
-                cmd.y as i32,
-                (cmd.x + cmd.width) as i32,
-                (cmd.y + cmd.height) as i32,
-            );
-            rig.guest.draw(rect, cmd.pixels.to_vec());
-        });
+        gen.frame(n, &mut |cmd| rig.guest.draw_workload(cmd));
         rig.guest.sync();
         assert_same_picture(&c.dump(150).await, &rig.guest.primary_rgb());
         quic_draws += 1;

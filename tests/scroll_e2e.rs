@@ -45,15 +45,7 @@ async fn scrolled_documents_reach_the_client_as_copy_bits_and_converge() {
         ..WorkloadConfig::new(Workload::Fullscreen)
     });
     let mut draw_frame = |n: u32, wait: bool| {
-        gen.frame(n, &mut |cmd| {
-            let rect = Rect::ltrb(
-                cmd.x as i32,
-                cmd.y as i32,
-                (cmd.x + cmd.width) as i32,
-                (cmd.y + cmd.height) as i32,
-            );
-            rig.guest.draw(rect, cmd.pixels.to_vec());
-        });
+        gen.frame(n, &mut |cmd| rig.guest.draw_workload(cmd));
         if wait {
             rig.guest.sync();
         }

@@ -15,6 +15,7 @@ use vhost_user_spice::display::{self, Clip, CommandSource, DisplayHandle, Point,
 use vhost_user_spice::guest::{DisplayControl, HeadRequest, InputClientId, InputEvent, InputSink};
 use vhost_user_spice::spice::ticket::{Secret, Ticketing};
 use vhost_user_spice::spice::{SpiceConfig, SpiceServer};
+use vhost_user_spice::workload::DrawCmd;
 
 /// Generous: only reached when a test is failing.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -84,6 +85,17 @@ impl Guest {
             surface_id: 0,
             area: Rect::ltrb(0, 0, 1, 1),
         });
+    }
+
+    /// Draws one command of a benchmark workload's frame, as its QXL DRAW_COPY would.
+    pub fn draw_workload(&self, cmd: DrawCmd<'_>) {
+        let rect = Rect::ltrb(
+            cmd.x as i32,
+            cmd.y as i32,
+            (cmd.x + cmd.width) as i32,
+            (cmd.y + cmd.height) as i32,
+        );
+        self.draw(rect, cmd.pixels.to_vec());
     }
 
     /// Copies a top-down 32-bit bitmap (B, G, R, X) onto `rect` of the primary.

@@ -43,60 +43,35 @@ impl FakeCanvas {
 
     /// Fills `rect` with `v` and returns the damage event.
     pub(super) fn paint(&self, rect: Rect, v: u8) -> DisplayEvent {
-        let mut s = self.state.lock().unwrap();
-        let w = s.0 as i32;
-        for y in rect.top..rect.bottom {
-            for x in rect.left..rect.right {
-                let i = ((y * w + x) * 4) as usize;
-                s.2[i..i + 4].copy_from_slice(&[v, v, v, 0xff]);
-            }
-        }
-        s.3 += 1;
-        self.mark(rect, s.0, s.3);
-        DisplayEvent::Damage {
-            surface_id: 0,
-            rect,
-            generation: s.3,
-        }
+        self.paint_with(rect, |_, _| [v, v, v, 0xff])
     }
 
     /// Fills `rect` with noise (incompressible) and returns the damage event.
     pub(super) fn paint_noise(&self, rect: Rect, mut seed: u32) -> DisplayEvent {
-        let mut s = self.state.lock().unwrap();
-        let w = s.0 as i32;
-        for y in rect.top..rect.bottom {
-            for x in rect.left..rect.right {
-                let i = ((y * w + x) * 4) as usize;
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                s.2[i..i + 4].copy_from_slice(&seed.to_le_bytes());
-                s.2[i + 3] = 0xff;
-            }
-        }
-        s.3 += 1;
-        self.mark(rect, s.0, s.3);
-        DisplayEvent::Damage {
-            surface_id: 0,
-            rect,
-            generation: s.3,
-        }
+        self.paint_with(rect, |_, _| {
+            let [b, g, r, _] = xorshift(&mut seed).to_le_bytes();
+            [b, g, r, 0xff]
+        })
     }
 
     /// Natural-looking pixels: a gradient plus 0..7 of noise per channel (as the video
     /// workload's plasma), which LZ4 does not shrink and QUIC does.
     pub(super) fn paint_natural(&self, rect: Rect, mut seed: u32) -> DisplayEvent {
+        self.paint_with(rect, |x, y| {
+            let v = ((x * 3 + y * 2) % 240) as u8;
+            let n = xorshift(&mut seed).to_le_bytes().map(|b| b & 7);
+            [v + n[0], v / 2 + n[1], 240 - v + n[2], 0xff]
+        })
+    }
+
+    /// Sets every pixel of `rect`, row by row, to `pixel(x, y)`; returns the damage event.
+    fn paint_with(&self, rect: Rect, mut pixel: impl FnMut(i32, i32) -> [u8; 4]) -> DisplayEvent {
         let mut s = self.state.lock().unwrap();
         let w = s.0 as i32;
         for y in rect.top..rect.bottom {
             for x in rect.left..rect.right {
                 let i = ((y * w + x) * 4) as usize;
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                let v = ((x * 3 + y * 2) % 240) as u8;
-                let n = seed.to_le_bytes().map(|b| b & 7);
-                s.2[i..i + 4].copy_from_slice(&[v + n[0], v / 2 + n[1], 240 - v + n[2], 0xff]);
+                s.2[i..i + 4].copy_from_slice(&pixel(x, y));
             }
         }
         s.3 += 1;
@@ -368,4 +343,12 @@ impl Rig {
             "client differs from canvas"
         );
     }
+}
+
+/// The next value of a xorshift32 stream.
+fn xorshift(seed: &mut u32) -> u32 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 17;
+    *seed ^= *seed << 5;
+    *seed
 }
