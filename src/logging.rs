@@ -27,7 +27,7 @@ pub fn stderr_discarded() -> bool {
 }
 
 /// Whether `fd` is the null device (character device 1:3 on Linux).
-pub fn is_dev_null(fd: &impl AsFd) -> io::Result<bool> {
+fn is_dev_null(fd: &impl AsFd) -> io::Result<bool> {
     let file = fd.as_fd().try_clone_to_owned().map(std::fs::File::from)?;
     let meta = file.metadata()?;
     Ok(meta.file_type().is_char_device() && meta.rdev() == libc::makedev(1, 3))

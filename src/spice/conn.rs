@@ -403,19 +403,25 @@ impl Driver {
         Ok(())
     }
 
-    /// Hands the core every event already waiting, so that one wake-up frames (and one write
-    /// sends) the whole burst the display worker published.
-    fn drain_events(&mut self) {
-        for _ in 0..MAX_EVENTS_PER_WAKE {
+    /// Hands the core what the display worker published: `first`, then every event already
+    /// waiting, so that one wake-up frames (and one write sends) the whole burst.
+    fn take_events(&mut self, first: Result<DisplayEvent, RecvError>) {
+        let mut received = first;
+        for _ in 0..=MAX_EVENTS_PER_WAKE {
+            match received {
+                Ok(ev) => self.core.handle_event(&ev),
+                Err(RecvError::Lagged(_)) => self.core.handle_lagged(),
+                Err(RecvError::Closed) => self.events = None,
+            }
             let Some(rx) = &mut self.events else {
                 return;
             };
-            match rx.try_recv() {
-                Ok(ev) => self.core.handle_event(&ev),
+            received = match rx.try_recv() {
+                Ok(ev) => Ok(ev),
                 Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::Lagged(_)) => self.core.handle_lagged(),
-                Err(TryRecvError::Closed) => self.events = None,
-            }
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            };
         }
     }
 
@@ -472,14 +478,7 @@ impl Driver {
                     self.out.advance(n);
                     self.last_progress = Instant::now();
                 }
-                ev = next_event(&mut self.events) => {
-                    match ev {
-                        Ok(ev) => self.core.handle_event(&ev),
-                        Err(RecvError::Lagged(_)) => self.core.handle_lagged(),
-                        Err(RecvError::Closed) => self.events = None,
-                    }
-                    self.drain_events();
-                }
+                ev = next_event(&mut self.events) => self.take_events(ev),
                 m = next_change(&mut self.modifiers) => match m {
                     Some(m) => self.core.handle_guest_modifiers(m, &mut self.out),
                     None => self.modifiers = None,
