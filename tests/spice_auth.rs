@@ -46,9 +46,11 @@ async fn wrong_password_is_permission_denied_and_nothing_follows() {
 
 #[tokio::test]
 async fn expired_ticket_is_permission_denied() {
+    // Long enough for the rig and the first link on a loaded CI machine (200 ms was not).
+    let expires = Instant::now() + Duration::from_millis(1500);
     let rig = guest_rig(Ticketing::Password {
         secret: Secret::new("pw"),
-        expires: Some(Instant::now() + Duration::from_millis(200)),
+        expires: Some(expires),
     })
     .await;
     let mut ok = Raw::connect(rig.port).await;
@@ -56,7 +58,7 @@ async fn expired_ticket_is_permission_denied() {
         ok.link(ChannelType::MAIN, 0, 0, "pw").await,
         LinkOutcome::Result(0)
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep_until((expires + Duration::from_millis(100)).into()).await;
     let mut late = Raw::connect(rig.port).await;
     assert_eq!(
         late.link(ChannelType::MAIN, 0, 0, "pw").await,
