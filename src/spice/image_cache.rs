@@ -9,6 +9,12 @@
 //! not pay is kept too). Clients asking for a key another client is encoding wait for that encoding
 //! rather than make their own. Bounded by bytes and by entries; the least recently used
 //! entries go first.
+//!
+//! The cache also answers "the newest encoding kept of this rectangle, older than the key"
+//! ([`ImageCache::older`]): clients that fall behind a guest drawing faster than they take
+//! frames each read the rectangle at a different version, so exact keys rarely meet; handing
+//! such a client the newest frame another client already encoded keeps one encoding per frame
+//! for all of them (the pipe decides when that is worth it, pipe.rs).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -57,6 +63,26 @@ pub struct Made {
     /// The content version its pixels were read at: when it is not the key's (the pixels
     /// changed between the lookup and the read), the image is used once and not kept.
     pub content: u64,
+    /// The display generation of that read (`RectVersion::generation`).
+    pub generation: u64,
+}
+
+/// An encoding of a key's rectangle at an older content version ([`ImageCache::older`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Older {
+    /// The image.
+    pub image: EncodedImage,
+    /// The content version of its pixels.
+    pub content: u64,
+    /// The display generation they were read at: every event up to it is in them.
+    pub generation: u64,
+}
+
+/// A surface rectangle in one encoding, at any content version.
+type Spot = (u32, Rect, Encoding);
+
+fn spot(key: &ImageKey) -> Spot {
+    (key.surface_id, key.rect, key.encoding)
 }
 
 /// Counters of the shared cache.
@@ -66,6 +92,8 @@ pub struct ImageCacheStats {
     pub hits: u64,
     /// Lookups that encoded.
     pub misses: u64,
+    /// Older encodings handed out by [`ImageCache::older`].
+    pub older: u64,
     /// Encoded bytes held now.
     pub bytes: usize,
     /// Entries held now.
@@ -89,10 +117,14 @@ struct Inner {
     map: HashMap<ImageKey, Entry>,
     /// Use order, oldest first; an item whose stamp is not its entry's is skipped.
     order: VecDeque<(ImageKey, u64)>,
+    /// Per rectangle and encoding, the kept encoding of the newest content version: a copy
+    /// of a `map` entry's, dropped with it.
+    newest: HashMap<Spot, Older>,
     next_stamp: u64,
     bytes: usize,
     hits: u64,
     misses: u64,
+    older: u64,
 }
 
 impl Inner {
@@ -116,6 +148,31 @@ impl Inner {
     fn remove(&mut self, key: &ImageKey) {
         if let Some(e) = self.map.remove(key) {
             self.bytes = self.bytes.saturating_sub(e.weight);
+        }
+        let spot = spot(key);
+        if self
+            .newest
+            .get(&spot)
+            .is_some_and(|n| n.content == key.content)
+        {
+            self.newest.remove(&spot);
+        }
+    }
+
+    /// Notes a kept encoding as its rectangle's newest, unless a newer one is kept.
+    fn kept(&mut self, key: &ImageKey, image: &EncodedImage, generation: u64) {
+        let spot = spot(key);
+        if self
+            .newest
+            .get(&spot)
+            .is_none_or(|n| n.content < key.content)
+        {
+            let newest = Older {
+                image: image.clone(),
+                content: key.content,
+                generation,
+            };
+            self.newest.insert(spot, newest);
         }
     }
 
@@ -192,14 +249,14 @@ impl ImageCache {
             slot
         };
         let mut encode = Some(encode);
-        let mut made_here = None;
+        let mut made_here: Option<Made> = None;
         let kept = slot.get_or_init(|| {
             let made = encode.take().and_then(|f| f());
             let kept = made
                 .as_ref()
                 .filter(|m| m.content == key.content)
                 .map(|m| m.image.clone());
-            made_here = made.map(|m| m.image);
+            made_here = made;
             kept
         });
         let mut inner = self.lock();
@@ -209,19 +266,21 @@ impl ImageCache {
             .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot));
         match (kept, made_here) {
             (Some(image), made) => {
-                let hit = made.is_none();
-                if hit {
-                    inner.hits = inner.hits.saturating_add(1);
-                } else {
-                    inner.misses = inner.misses.saturating_add(1);
-                    let weight = image.bytes.capacity();
-                    if let Some(entry) = inner.map.get_mut(&key).filter(|_| ours) {
-                        entry.weight = weight;
-                        inner.bytes = inner.bytes.saturating_add(weight);
-                        inner.evict(self.budget);
+                match made {
+                    None => inner.hits = inner.hits.saturating_add(1),
+                    Some(made) => {
+                        inner.misses = inner.misses.saturating_add(1);
+                        let weight = image.bytes.capacity();
+                        if let Some(entry) = inner.map.get_mut(&key).filter(|_| ours) {
+                            entry.weight = weight;
+                            inner.bytes = inner.bytes.saturating_add(weight);
+                            inner.kept(&key, image, made.generation);
+                            inner.evict(self.budget);
+                        }
+                        return Some((made.image, false));
                     }
                 }
-                Some((image.clone(), hit))
+                Some((image.clone(), true))
             }
             (None, made) => {
                 // Nothing to keep for this version: forget the key, so the next reader
@@ -231,10 +290,45 @@ impl ImageCache {
                 }
                 inner.misses = inner.misses.saturating_add(1);
                 drop(inner);
-                made.or_else(|| encode.take().and_then(|f| f()).map(|m| m.image))
-                    .map(|image| (image, false))
+                made.or_else(|| encode.take().and_then(|f| f()))
+                    .map(|m| (m.image, false))
             }
         }
+    }
+
+    /// The newest encoding kept of `key`'s surface rectangle in `key`'s encoding whose
+    /// content version is older than `key`'s and at least `since`, when nothing of `key`
+    /// itself is kept or being made (then waiting for, or making, the exact one is better),
+    /// and `accept` takes it. Counts as a use of that encoding.
+    pub fn older(
+        &self,
+        key: ImageKey,
+        since: u64,
+        accept: impl FnOnce(&Older) -> bool,
+    ) -> Option<Older> {
+        if self.budget == 0 {
+            return None;
+        }
+        let mut inner = self.lock();
+        if inner.map.contains_key(&key) {
+            return None;
+        }
+        let older = inner
+            .newest
+            .get(&spot(&key))
+            .filter(|n| (since..key.content).contains(&n.content) && accept(n))
+            .cloned()?;
+        let used = ImageKey {
+            content: older.content,
+            ..key
+        };
+        let stamp = inner.touch(used);
+        if let Some(entry) = inner.map.get_mut(&used) {
+            entry.stamp = stamp;
+        }
+        inner.compact();
+        inner.older = inner.older.saturating_add(1);
+        Some(older)
     }
 
     /// Counters and size now.
@@ -243,6 +337,7 @@ impl ImageCache {
         ImageCacheStats {
             hits: inner.hits,
             misses: inner.misses,
+            older: inner.older,
             bytes: inner.bytes,
             entries: inner.map.len(),
         }
@@ -275,6 +370,7 @@ mod tests {
             Some(Made {
                 image: image(n),
                 content,
+                generation: content + 100,
             })
         }
     }
@@ -309,6 +405,7 @@ mod tests {
             ImageCacheStats {
                 hits: 1,
                 misses: 5,
+                older: 0,
                 bytes: 10 + 11 + 12 + 13 + 14,
                 entries: 5
             }
@@ -379,6 +476,58 @@ mod tests {
         }
         assert_eq!(encodings.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(c.stats().hits, 3);
+    }
+
+    #[test]
+    fn older_is_the_newest_kept_version_below_the_key_and_not_below_since() {
+        let c = ImageCache::new(1000);
+        assert_eq!(c.older(key(5), 0, |_| true), None, "nothing kept");
+        c.get_or_encode(key(2), made(10, 2));
+        c.get_or_encode(key(3), made(11, 3));
+        c.get_or_encode(key(1), made(12, 1));
+        let older = c.older(key(5), 0, |_| true).unwrap();
+        assert_eq!(
+            (older.image, older.content, older.generation),
+            (image(11), 3, 103)
+        );
+        assert_eq!(c.older(key(5), 4, |_| true), None, "3 is before `since`");
+        assert_eq!(c.older(key(5), 0, |o| o.content != 3), None, "refused");
+        assert_eq!(c.older(key(3), 0, |_| true), None, "3 itself is kept");
+        let mut lz4 = key(5);
+        lz4.encoding = Encoding::Raw;
+        assert_eq!(c.older(lz4, 0, |_| true), None, "another encoding");
+        let mut elsewhere = key(5);
+        elsewhere.rect = Rect::ltrb(0, 0, 10, 11);
+        assert_eq!(c.older(elsewhere, 0, |_| true), None, "another rectangle");
+        assert_eq!(c.stats().older, 1);
+    }
+
+    #[test]
+    fn older_forgets_evicted_and_unkept_versions() {
+        let c = ImageCache::new(100);
+        c.get_or_encode(key(1), made(60, 1));
+        c.get_or_encode(key(2), made(60, 2));
+        assert_eq!(
+            c.older(key(3), 0, |_| true).unwrap().content,
+            2,
+            "1 was evicted"
+        );
+        c.get_or_encode(key(4), made(101, 4));
+        assert_eq!(
+            c.older(key(5), 0, |_| true),
+            None,
+            "4 did not fit and pushed 2 out"
+        );
+        c.get_or_encode(key(5), made(30, 5));
+        // Read at another version than looked up: used once, not kept, not offered.
+        c.get_or_encode(key(6), made(30, 7));
+        assert_eq!(c.older(key(8), 0, |_| true).unwrap().content, 5);
+        // While the key itself is being made or kept, it is the better answer.
+        c.get_or_encode(key(8), made(30, 8));
+        assert_eq!(c.older(key(8), 0, |_| true), None);
+        let inner = c.lock();
+        assert_eq!(inner.newest.len(), 1);
+        assert!(inner.newest.len() <= inner.map.len());
     }
 
     #[test]

@@ -16,6 +16,14 @@
 //! rectangle can be sent ahead of it (no Flush is queued); otherwise its destination is
 //! marked dirty.
 //!
+//! A client that falls behind a guest drawing natural images faster than it takes them (video)
+//! is sent, for a dirty rectangle, the newest QUIC encoding another client already made of it
+//! when that is newer than what the client has and the current version is not encoded yet:
+//! the rectangle stays dirty (its reads record the older generation) and is taken up again at
+//! the next call, by which time a newer encoding may be there too. Each behind client reading
+//! its own version would otherwise spend a QUIC encoding (about 11 ns per pixel) of its own on
+//! every frame it gets.
+//!
 //! Only the primary surface (0) reaches clients: every draw the guest makes elsewhere ends up
 //! in the primary through the worker's rendering, and is sent as pixels.
 
@@ -23,7 +31,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::encode::{RawImage, BGR_BYTES};
-use super::image_cache::{Encoding, ImageCache, ImageKey, Made};
+use super::image_cache::{Encoding, ImageCache, ImageKey, Made, Older};
 use super::outbox::{AckWindow, Outbox};
 use super::region::{DirtyRegion, RecentReads};
 use super::wire::{
@@ -117,6 +125,9 @@ pub struct PipeStats {
     pub quic_images: u64,
     /// Images whose encoding came from the encode-once cache (another client made it).
     pub cache_hits: u64,
+    /// Of those, older versions of a rectangle sent to a client behind (its rectangle kept
+    /// dirty).
+    pub older_images: u64,
 }
 
 /// The per-client display pipe. See the module documentation.
@@ -126,6 +137,9 @@ pub struct DisplayPipe {
     queue: VecDeque<Item>,
     /// The primary as the client will know it once `queue` is sent.
     client_primary: Option<Size>,
+    /// A generation no later than the client's primary's creation: cached encodings of an
+    /// older content version belong to an earlier surface.
+    primary_since: u64,
     dirty: DirtyRegion,
     reads: RecentReads,
     next_image_id: u64,
@@ -141,6 +155,7 @@ impl DisplayPipe {
             config,
             queue: VecDeque::new(),
             client_primary: None,
+            primary_since: 0,
             dirty: DirtyRegion::default(),
             reads: RecentReads::default(),
             next_image_id: 1,
@@ -183,6 +198,8 @@ impl DisplayPipe {
                     width: info.width,
                     height: info.height,
                 };
+                // Missed events may have replaced the surface by one of the same size.
+                self.primary_since = info.generation;
                 if self.client_primary == Some(size) {
                     self.dirty.add(size.rect());
                     self.push_monitors_config();
@@ -198,6 +215,7 @@ impl DisplayPipe {
     pub fn handle_event(&mut self, event: &DisplayEvent) {
         match *event {
             DisplayEvent::SurfaceCreated(info) if info.surface_id == PRIMARY => {
+                self.primary_since = info.generation;
                 self.surface_created(Size {
                     width: info.width,
                     height: info.height,
@@ -338,6 +356,23 @@ impl DisplayPipe {
         ack: &AckWindow,
         out: &mut Outbox,
     ) -> bool {
+        // Rectangles sent at an older version wait for the next call, when the socket has
+        // taken what was framed: taken up again now they would be encoded at once.
+        let mut behind = Vec::new();
+        let more = self.transmit(canvas, ack, out, &mut behind);
+        for rect in behind {
+            self.dirty.add(rect);
+        }
+        more
+    }
+
+    fn transmit(
+        &mut self,
+        canvas: &dyn Canvas,
+        ack: &AckWindow,
+        out: &mut Outbox,
+        behind: &mut Vec<Rect>,
+    ) -> bool {
         let start = out.pending();
         for _ in 0..MAX_MESSAGES_PER_POLL {
             if !self.has_work() {
@@ -353,7 +388,7 @@ impl DisplayPipe {
             if out.pending() > 0 && out.pending().saturating_add(next_len) > self.config.budget {
                 return false;
             }
-            self.send_next(canvas, out);
+            self.send_next(canvas, out, behind);
         }
         self.has_work()
     }
@@ -370,13 +405,13 @@ impl DisplayPipe {
         }
     }
 
-    fn send_next(&mut self, canvas: &dyn Canvas, out: &mut Outbox) {
+    fn send_next(&mut self, canvas: &dyn Canvas, out: &mut Outbox, behind: &mut Vec<Rect>) {
         let item = match self.queue.front() {
             Some(Item::Flush) => {
                 if self.dirty.is_empty() {
                     self.queue.pop_front();
                 } else {
-                    self.send_dirty_rect(canvas, out);
+                    self.send_dirty_rect(canvas, out, behind);
                 }
                 return;
             }
@@ -384,7 +419,7 @@ impl DisplayPipe {
             None => None,
         };
         let Some(item) = item else {
-            self.send_dirty_rect(canvas, out);
+            self.send_dirty_rect(canvas, out, behind);
             return;
         };
         match item {
@@ -462,16 +497,24 @@ impl DisplayPipe {
         }
     }
 
-    fn send_dirty_rect(&mut self, canvas: &dyn Canvas, out: &mut Outbox) {
+    fn send_dirty_rect(&mut self, canvas: &dyn Canvas, out: &mut Outbox, behind: &mut Vec<Rect>) {
         let Some(rect) = self.dirty.pop() else {
             return;
         };
         // The surface may have changed size since: its events will follow and fix the
         // client; until then there is nothing consistent to send for this rectangle.
-        let Some((generation, payload)) = self.encode_image(canvas, rect) else {
+        let Some(Payload {
+            generation,
+            image: payload,
+            current,
+        }) = self.encode_image(canvas, rect)
+        else {
             return;
         };
         self.reads.record(rect, generation);
+        if !current {
+            behind.push(rect);
+        }
         let (width, height) = rect_size(&rect);
         let id = self.next_image_id;
         self.next_image_id = self.next_image_id.wrapping_add(1);
@@ -500,11 +543,12 @@ impl DisplayPipe {
         self.stats.draws = self.stats.draws.saturating_add(1);
     }
 
-    /// The wire payload of `rect` of the primary and the display generation it is as of:
-    /// another client's encoding of the same pixels if the shared cache has it (no pixel is
-    /// read then), else read and encoded here (LZ4 when the client takes it and it pays,
-    /// else QUIC when configured and smaller, else a raw bitmap) and kept for the others.
-    fn encode_image(&mut self, canvas: &dyn Canvas, rect: Rect) -> Option<(u64, EncodedImage)> {
+    /// The wire payload of `rect` of the primary: another client's encoding of the same
+    /// pixels if the shared cache has it (no pixel is read then), else one of older pixels
+    /// (see the module documentation), else read and encoded here (LZ4 when the client takes
+    /// it and it pays, else QUIC when configured and smaller, else a raw bitmap) and kept for
+    /// the others.
+    fn encode_image(&mut self, canvas: &dyn Canvas, rect: Rect) -> Option<Payload> {
         let (width, height) = rect_size(&rect);
         let encoding = match (self.config.lz4, self.config.quic) {
             (true, true) => Encoding::Lz4OrQuic,
@@ -526,10 +570,11 @@ impl DisplayPipe {
             Some(Made {
                 image,
                 content: version.content,
+                generation: version.generation,
             })
         };
         let mut read_at = None;
-        let (generation, image) = match &self.cache {
+        let payload = match &self.cache {
             Some(cache) => {
                 let version = canvas.rect_version(PRIMARY, rect)?;
                 let key = ImageKey {
@@ -538,25 +583,69 @@ impl DisplayPipe {
                     rect,
                     encoding,
                 };
-                let (image, hit) = cache.get_or_encode(key, || read(&mut read_at))?;
-                if hit {
-                    self.stats.cache_hits = self.stats.cache_hits.saturating_add(1);
+                match self.older_image(cache, key) {
+                    Some(older) => {
+                        self.stats.older_images = self.stats.older_images.saturating_add(1);
+                        self.stats.cache_hits = self.stats.cache_hits.saturating_add(1);
+                        Payload {
+                            generation: older.generation,
+                            image: older.image,
+                            current: false,
+                        }
+                    }
+                    None => {
+                        let (image, hit) = cache.get_or_encode(key, || read(&mut read_at))?;
+                        if hit {
+                            self.stats.cache_hits = self.stats.cache_hits.saturating_add(1);
+                        }
+                        Payload {
+                            // A hit's pixels are those of `version`, unchanged up to its
+                            // generation.
+                            generation: read_at.unwrap_or(version.generation),
+                            image,
+                            current: true,
+                        }
+                    }
                 }
-                // A hit's pixels are those of `version`, unchanged up to its generation.
-                (read_at.unwrap_or(version.generation), image)
             }
             None => {
                 let made = read(&mut read_at)?;
-                (read_at.unwrap_or(0), made.image)
+                Payload {
+                    generation: read_at.unwrap_or(0),
+                    image: made.image,
+                    current: true,
+                }
             }
         };
-        if image.image_type == ImageType::LZ4 {
+        if payload.image.image_type == ImageType::LZ4 {
             self.stats.lz4_images = self.stats.lz4_images.saturating_add(1);
-        } else if image.image_type == ImageType::QUIC {
+        } else if payload.image.image_type == ImageType::QUIC {
             self.stats.quic_images = self.stats.quic_images.saturating_add(1);
         }
-        Some((generation, image))
+        Some(payload)
     }
+
+    /// A cached QUIC encoding of `key`'s rectangle at an older version, newer than what the
+    /// client holds, of the client's primary, while the current version is not encoded.
+    /// Only QUIC: it costs more to make than to send; cheaper encodings are made afresh.
+    fn older_image(&self, cache: &ImageCache, key: ImageKey) -> Option<Older> {
+        if !self.config.quic {
+            return None;
+        }
+        cache.older(key, self.primary_since, |older| {
+            older.image.image_type == ImageType::QUIC
+                && !self.reads.covers(&key.rect, older.generation)
+        })
+    }
+}
+
+/// What [`DisplayPipe::encode_image`] found for a rectangle.
+struct Payload {
+    /// The display generation the pixels are as of.
+    generation: u64,
+    image: EncodedImage,
+    /// False for an older version than the rectangle's current one.
+    current: bool,
 }
 
 fn rect_size(rect: &Rect) -> (u32, u32) {
