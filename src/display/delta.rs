@@ -230,6 +230,25 @@ pub(crate) fn changes(surface: &Surface, incoming: &Incoming<'_>) -> Vec<Change>
         .find(|&y| changed(y))
         .unwrap_or(top)
         + 1;
+    let scrollable = |c0: usize, c1: usize| {
+        matches!(incoming.rows, Rows::Copy { .. })
+            && bottom - top >= MIN_SCROLL_ROWS
+            && c1 - c0 >= MIN_SCROLL_WIDTH
+    };
+    // A scroll is looked for across the draw's whole width first: the rows it moves are
+    // verified whole, so only the few rows left as damage need their columns trimmed, not
+    // every row's unchanged margins (a quarter of the work on a scrolled editor).
+    let whole = Band {
+        top,
+        bottom,
+        c0: left,
+        c1: right,
+    };
+    if scrollable(left, right) {
+        if let Some(run) = area.find_scroll(&whole) {
+            return area.scroll_changes(&whole, &run);
+        }
+    }
     let (c0, c1) = area.changed_columns(top, bottom, left, right);
     let band = Band {
         top,
@@ -237,10 +256,9 @@ pub(crate) fn changes(surface: &Surface, incoming: &Incoming<'_>) -> Vec<Change>
         c0,
         c1,
     };
-    if matches!(incoming.rows, Rows::Copy { .. })
-        && bottom - top >= MIN_SCROLL_ROWS
-        && c1 - c0 >= MIN_SCROLL_WIDTH
-    {
+    // Margins that stay while the rest moves (a sidebar beside a document) hide the scroll
+    // from whole rows: look again within the changed columns.
+    if (c0, c1) != (left, right) && scrollable(c0, c1) {
         if let Some(run) = area.find_scroll(&band) {
             return area.scroll_changes(&band, &run);
         }
@@ -351,9 +369,13 @@ impl Area<'_, '_> {
                 .find(|&y| !uniform(self.incoming.span(y, band.c0, band.c1)))
                 .unwrap_or(at);
             let row = self.incoming.span(s, band.c0, band.c1);
+            let probe = probe_at(row);
             let mut found: Vec<isize> = Vec::new();
             for r in (0..self.rows).filter(|&r| r != s) {
-                if same(row, self.old(r, band.c0, band.c1), self.incoming.opaque) {
+                let old = self.old(r, band.c0, band.c1);
+                if block_same(near(row, probe), near(old, probe), self.incoming.opaque)
+                    && same(row, old, self.incoming.opaque)
+                {
                     found.push(offset(s, r));
                     if found.len() > MAX_SAMPLE_MATCHES {
                         break;
@@ -432,16 +454,23 @@ impl Area<'_, '_> {
             above -= 1;
         }
         if above > band.top {
-            out.push(Change::Damage(band.rect(band.top, above)));
+            out.push(self.trimmed_damage(band, band.top, above));
         }
         let mut below = run.bottom;
         while below < band.bottom && unchanged(below) {
             below += 1;
         }
         if below < band.bottom {
-            out.push(Change::Damage(band.rect(below, band.bottom)));
+            out.push(self.trimmed_damage(band, below, band.bottom));
         }
         out
+    }
+
+    /// Damage for band rows `top..bottom`, the first of them changed, trimmed to the columns
+    /// that change in them.
+    fn trimmed_damage(&self, band: &Band, top: usize, bottom: usize) -> Change {
+        let (c0, c1) = self.changed_columns(top, bottom, band.c0, band.c1);
+        Change::Damage(Rect::ltrb(coord(c0), coord(top), coord(c1), coord(bottom)))
     }
 }
 
@@ -453,6 +482,25 @@ fn offset(from: usize, to: usize) -> isize {
     } else {
         -d(from, to)
     }
+}
+
+/// Where to compare a sample row with old rows first: at its first pixel unlike its first
+/// one (where a text line's margin ends), so that rows sharing only a margin differ within
+/// [`HEAD`] bytes. A byte offset, at most `row.len() - HEAD`.
+fn probe_at(row: &[u8]) -> usize {
+    let first = row.get(..BYTES_PER_PIXEL).unwrap_or_default();
+    let at = row
+        .chunks_exact(BYTES_PER_PIXEL)
+        .position(|px| px != first)
+        .unwrap_or(0)
+        * BYTES_PER_PIXEL;
+    at.min(row.len().saturating_sub(HEAD))
+}
+
+/// The [`HEAD`] bytes of `row` from `probe` (none past its end).
+fn near(row: &[u8], probe: usize) -> &[u8] {
+    row.get(probe..probe.saturating_add(HEAD))
+        .unwrap_or_default()
 }
 
 /// Whether every pixel of `row` is the same: such a row matches every blank old row.
