@@ -11,6 +11,7 @@
 //! - `pixels`: reading source bitmaps as ARGB, ROP combination.
 //! - `surface`: a canonical surface and its draw operations.
 //! - `delta`: what a draw really changes: unchanged rows and columns trimmed, scrolls found.
+//! - `huge`: surface pixels in transparent huge pages.
 //! - `tiles`: per-tile versions, so readers can name what a rectangle's pixels are.
 //! - `cursor`: the cursor state.
 //! - `worker`: the thread loop.
@@ -23,6 +24,7 @@ mod delta;
 mod error;
 mod geom;
 mod handle;
+mod huge;
 mod pixels;
 pub mod qxl_source;
 pub mod source;

@@ -10,6 +10,7 @@ use std::fmt;
 
 use super::error::DisplayError;
 use super::geom::{idx, Clip, Point, Rect, Region, RegionError};
+use super::huge::PixelBuf;
 use super::pixels::{get_px, put_px, Combine, SourceView, BYTES_PER_PIXEL};
 
 /// SPICE surface formats (spice-protocol enums.h `SpiceSurfaceFmt`).
@@ -59,7 +60,7 @@ pub struct Surface {
     width: u32,
     height: u32,
     format: SurfaceFormat,
-    pixels: Vec<u8>,
+    pixels: PixelBuf,
 }
 
 impl fmt::Debug for Surface {
@@ -102,7 +103,7 @@ impl Surface {
             return Err(DisplayError::UnsupportedSurfaceFormat(format));
         }
         let len = surface_bytes(width, height)?;
-        let mut pixels = vec![0; len];
+        let mut pixels = PixelBuf::zeroed(len);
         if let Some(initial) = initial {
             let n = initial.len().min(len);
             pixels[..n].copy_from_slice(&initial[..n]);
@@ -130,6 +131,11 @@ impl Surface {
     /// Bytes per row.
     pub fn stride(&self) -> usize {
         idx_u32(self.width) * BYTES_PER_PIXEL
+    }
+
+    /// Bytes of memory a surface of `bytes` pixel bytes holds (what limits must count).
+    pub const fn footprint_of(bytes: usize) -> usize {
+        PixelBuf::footprint_of(bytes)
     }
 
     /// All pixels, rows top-down, [`Surface::stride`] bytes each.

@@ -25,10 +25,11 @@ use super::{MAX_HEADS, MAX_SURFACES};
 /// How long one wait on the source lasts: the bound on how late a shutdown is noticed.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// The most bytes all surfaces together may hold: two of the largest surface, enough for a
-/// full-size primary and as much again in off-screen surfaces. A guest asking for more gets
-/// its surface refused instead of growing the process without bound.
-pub const MAX_TOTAL_SURFACE_BYTES: usize = 2 * MAX_SURFACE_BYTES;
+/// The most bytes all surfaces together may hold (as allocated: `Surface::footprint_of`):
+/// two of the largest surface, enough for a full-size primary and as much again in off-screen
+/// surfaces. A guest asking for more gets its surface refused instead of growing the process
+/// without bound.
+pub const MAX_TOTAL_SURFACE_BYTES: usize = 2 * Surface::footprint_of(MAX_SURFACE_BYTES);
 
 /// QXL_DRAW_NOP (QXLDrawable `type` 0): nothing to render, nothing to report.
 const DRAW_NOP: u8 = 0;
@@ -317,9 +318,9 @@ impl<'a> Worker<'a> {
                 .surfaces
                 .iter()
                 .filter(|(&id, _)| id != surface_id)
-                .map(|(_, e)| e.surface.pixels().len())
+                .map(|(_, e)| Surface::footprint_of(e.surface.pixels().len()))
                 .sum();
-            if others.saturating_add(bytes) > MAX_TOTAL_SURFACE_BYTES {
+            if others.saturating_add(Surface::footprint_of(bytes)) > MAX_TOTAL_SURFACE_BYTES {
                 return Err(DisplayError::SurfaceMemoryExhausted {
                     surface_id,
                     bytes,
