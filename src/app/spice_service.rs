@@ -21,10 +21,11 @@ use crate::spice::{ListenAt, SpiceConfig, SpiceServer};
 use crate::spice_setup::{self, SetupError};
 use crate::systemd::{self, Notifier};
 
-/// The runtime's worker threads: encoding is per client and light; two keep one slow client
-/// from holding up the others without taking the cores the vring workers need. vus-bench
-/// runs its SPICE server with as many.
-pub const WORKER_THREADS: usize = 2;
+/// The runtime's worker threads. One: it only frames and writes (large encodings go to the
+/// encode pool, spice/encode_pool.rs), and a second thread costs more than it does: the two
+/// wake each other and wait on each other's encodings (desktop, 4 clients: 13 % less CPU with
+/// one). vus-bench runs its SPICE server with as many.
+pub const WORKER_THREADS: usize = 1;
 /// How often the client count is looked at for `STATUS=`: cheap (a lock and a length), and
 /// quick enough for `systemctl status`.
 const CLIENT_POLL: Duration = Duration::from_millis(250);

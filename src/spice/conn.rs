@@ -13,6 +13,7 @@ use super::channel::{
     ChannelCore, ChannelError, CursorChannel, DisplayChannel, InputsChannel, MainChannel,
 };
 use super::encode::ImageCompression;
+use super::image_cache::InFlight;
 use super::link::{
     LinkContext, LinkError, LinkState, Linked, SecureChannels, LINK_TIMEOUT, MAX_LINK_INPUT,
 };
@@ -451,6 +452,7 @@ impl Driver {
                 more = self.core.poll_transmit(&mut self.out);
             }
             let deadline = self.core.deadline();
+            let awaited = self.core.awaited();
             let waiting = self.out.pending() > 0 || self.core.has_backlog();
             if !waiting {
                 self.last_progress = Instant::now();
@@ -488,6 +490,7 @@ impl Driver {
                     Some(m) => self.core.handle_guest_modifiers(m, &mut self.out),
                     None => self.modifiers = None,
                 },
+                () = encoded(awaited.as_deref()) => {}
                 () = sleep_until_opt(deadline) => self.core.handle_timeout(Instant::now())?,
                 () = &mut stall_timer, if waiting => {
                     let due = self.last_progress + self.stall_timeout;
@@ -530,6 +533,14 @@ async fn next_change(rx: &mut Option<watch::Receiver<u16>>) -> Option<u16> {
             Ok(()) => Some(*rx.borrow_and_update()),
             Err(_) => None,
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves once the awaited encoding is in; never without one.
+async fn encoded(awaited: Option<&InFlight>) {
+    match awaited {
+        Some(slot) => slot.done().await,
         None => std::future::pending().await,
     }
 }

@@ -6,9 +6,10 @@
 //! whatever else changed on the surface meanwhile. So a client looks the key up before
 //! reading any pixel, and only a miss reads and encodes. The value is the wire payload, shared
 //! by reference (for LZ4 clients it may be the raw bitmap or QUIC: the decision that LZ4 does
-//! not pay is kept too). Clients asking for a key another client is encoding wait for that encoding
-//! rather than make their own. Bounded by bytes and by entries; the least recently used
-//! entries go first.
+//! not pay is kept too). The first client to miss a key claims it and makes the encoding (on
+//! its own thread or in the encode pool); clients asking meanwhile are told it is on its way
+//! and wait for it without holding their thread, rather than make their own. Bounded by
+//! bytes and by entries; the least recently used entries go first.
 //!
 //! The cache also answers "the newest encoding kept of this rectangle, older than the key"
 //! ([`ImageCache::older`]): clients that fall behind a guest drawing faster than they take
@@ -18,6 +19,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use tokio::sync::Notify;
 
 use super::wire::EncodedImage;
 use crate::display::Rect;
@@ -55,8 +58,8 @@ pub struct ImageKey {
     pub encoding: Encoding,
 }
 
-/// What [`ImageCache::get_or_encode`]'s encoder made.
-#[derive(Debug)]
+/// What the encoder of a key made.
+#[derive(Debug, Clone)]
 pub struct Made {
     /// The image.
     pub image: EncodedImage,
@@ -100,12 +103,93 @@ pub struct ImageCacheStats {
     pub entries: usize,
 }
 
-/// A key's encoding: empty while the first client to ask makes it.
-type Slot = Arc<OnceLock<Option<EncodedImage>>>;
+/// A key's encoding, made once by the client that claimed the key: empty while it is made.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    made: OnceLock<Option<Made>>,
+    done: Notify,
+}
+
+impl InFlight {
+    /// What the encoder made (`Some(None)`: nothing, the surface changed under it), or
+    /// `None` while it works.
+    pub fn get(&self) -> Option<Option<&Made>> {
+        self.made.get().map(Option::as_ref)
+    }
+
+    /// Resolves once the encoding is in.
+    pub async fn done(&self) {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a `finish` between the two still wakes it.
+            notified.as_mut().enable();
+            if self.made.get().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn set(&self, made: Option<Made>) {
+        let _ = self.made.set(made);
+    }
+}
+
+/// What [`ImageCache::lookup`] found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Another client's encoding of the key.
+    Hit(EncodedImage),
+    /// Another client is making it: its [`InFlight`] says when it is in.
+    Busy(Arc<InFlight>),
+    /// Nobody has it: the caller makes it and hands it in through the claim.
+    Miss(Claim),
+}
+
+/// The duty to make a key's encoding, taken by the first client to miss it. Dropped without
+/// [`Claim::finish`] (the encoder went away), it finishes with nothing, so no waiter hangs.
+#[derive(Debug)]
+pub struct Claim {
+    cache: Arc<ImageCache>,
+    key: ImageKey,
+    slot: Arc<InFlight>,
+    open: bool,
+}
+
+impl Claim {
+    fn new(cache: Arc<ImageCache>, key: ImageKey, slot: Arc<InFlight>) -> Self {
+        Self {
+            cache,
+            key,
+            slot,
+            open: true,
+        }
+    }
+
+    /// Where the encoding will be found, for the claimant too when it is made elsewhere.
+    pub fn slot(&self) -> &Arc<InFlight> {
+        &self.slot
+    }
+
+    /// Hands in what was made (`None`: nothing, the surface changed under the encoder).
+    pub fn finish(mut self, made: Option<Made>) {
+        self.open = false;
+        self.cache.finish(&self.key, &self.slot, made);
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.open {
+            self.cache.finish(&self.key, &self.slot, None);
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Entry {
-    slot: Slot,
+    slot: Arc<InFlight>,
     /// Bytes counted for it (0 until its encoding is in).
     weight: usize,
     /// Matches the newest `order` item of this key; older items are stale.
@@ -211,88 +295,95 @@ impl ImageCache {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The encoding of `key`: another client's if it made (or is making) one, else
-    /// `encode`'s, kept for the others. Returns it and whether it came from the cache;
-    /// `None` if `encode` had nothing (the surface changed under it).
-    ///
-    /// A client asking while another encodes the same key waits for that encoding (at most
-    /// one encoding's time: the encoder runs synchronously on another thread and never
-    /// waits on a client).
-    pub fn get_or_encode(
-        &self,
-        key: ImageKey,
-        encode: impl FnOnce() -> Option<Made>,
-    ) -> Option<(EncodedImage, bool)> {
+    /// Looks `key` up: its kept encoding, the encoding another client is making of it, or,
+    /// when nobody has it, the claim to make it (counted as a hit, a hit, a miss).
+    pub fn lookup(self: &Arc<Self>, key: ImageKey) -> Lookup {
         if self.budget == 0 {
-            return encode().map(|m| (m.image, false));
+            return Lookup::Miss(Claim::new(Arc::clone(self), key, Arc::default()));
         }
-        let slot = {
-            let mut inner = self.lock();
-            let stamp = inner.touch(key);
-            let slot = match inner.map.get_mut(&key) {
-                Some(entry) => {
-                    entry.stamp = stamp;
-                    Arc::clone(&entry.slot)
-                }
-                None => {
-                    let slot = Slot::default();
-                    let entry = Entry {
-                        slot: Arc::clone(&slot),
-                        weight: 0,
-                        stamp,
-                    };
-                    inner.map.insert(key, entry);
-                    slot
-                }
-            };
-            inner.compact();
-            slot
-        };
-        let mut encode = Some(encode);
-        let mut made_here: Option<Made> = None;
-        let kept = slot.get_or_init(|| {
-            let made = encode.take().and_then(|f| f());
-            let kept = made
-                .as_ref()
-                .filter(|m| m.content == key.content)
-                .map(|m| m.image.clone());
-            made_here = made;
-            kept
+        let mut inner = self.lock();
+        let stamp = inner.touch(key);
+        let found = inner.map.get_mut(&key).map(|entry| {
+            entry.stamp = stamp;
+            Arc::clone(&entry.slot)
         });
+        let lookup = match found {
+            Some(slot) => {
+                inner.hits = inner.hits.saturating_add(1);
+                match slot.get() {
+                    Some(Some(made)) if made.content == key.content => {
+                        Lookup::Hit(made.image.clone())
+                    }
+                    _ => Lookup::Busy(slot),
+                }
+            }
+            None => {
+                inner.misses = inner.misses.saturating_add(1);
+                let slot = Arc::<InFlight>::default();
+                let entry = Entry {
+                    slot: Arc::clone(&slot),
+                    weight: 0,
+                    stamp,
+                };
+                inner.map.insert(key, entry);
+                Lookup::Miss(Claim::new(Arc::clone(self), key, slot))
+            }
+        };
+        inner.compact();
+        lookup
+    }
+
+    /// Puts in what the claimant of `key` made: kept for the others when its pixels are of
+    /// the key's version, else the key is forgotten (the next reader encodes afresh).
+    fn finish(&self, key: &ImageKey, slot: &Arc<InFlight>, made: Option<Made>) {
         let mut inner = self.lock();
         let ours = inner
             .map
-            .get(&key)
-            .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot));
-        match (kept, made_here) {
-            (Some(image), made) => {
-                match made {
-                    None => inner.hits = inner.hits.saturating_add(1),
-                    Some(made) => {
-                        inner.misses = inner.misses.saturating_add(1);
-                        let weight = image.bytes.capacity();
-                        if let Some(entry) = inner.map.get_mut(&key).filter(|_| ours) {
-                            entry.weight = weight;
-                            inner.bytes = inner.bytes.saturating_add(weight);
-                            inner.kept(&key, image, made.generation);
-                            inner.evict(self.budget);
-                        }
-                        return Some((made.image, false));
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.slot, slot));
+        if ours {
+            match made.as_ref().filter(|m| m.content == key.content) {
+                Some(made) => {
+                    let weight = made.image.bytes.capacity();
+                    if let Some(entry) = inner.map.get_mut(key) {
+                        entry.weight = weight;
                     }
+                    inner.bytes = inner.bytes.saturating_add(weight);
+                    inner.kept(key, &made.image, made.generation);
+                    inner.evict(self.budget);
                 }
-                Some((image.clone(), true))
+                None => inner.remove(key),
             }
-            (None, made) => {
-                // Nothing to keep for this version: forget the key, so the next reader
-                // encodes afresh; a client that only waited encodes for itself.
-                if ours {
-                    inner.remove(&key);
-                }
-                inner.misses = inner.misses.saturating_add(1);
-                drop(inner);
-                made.or_else(|| encode.take().and_then(|f| f()))
-                    .map(|m| (m.image, false))
+        }
+        // Set under the lock: a lookup never sees an encoding of another version as kept.
+        slot.set(made);
+        drop(inner);
+        slot.done.notify_waiters();
+    }
+
+    /// The encoding of `key`: another client's if it made (or is making, then waited for
+    /// here) one, else `encode`'s, kept for the others. Returns it and whether it came from
+    /// the cache; `None` if `encode` had nothing (the surface changed under it). The pipe
+    /// uses [`ImageCache::lookup`] instead, which never waits.
+    #[cfg(test)]
+    pub fn get_or_encode(
+        self: &Arc<Self>,
+        key: ImageKey,
+        encode: impl FnOnce() -> Option<Made>,
+    ) -> Option<(EncodedImage, bool)> {
+        match self.lookup(key) {
+            Lookup::Hit(image) => Some((image, true)),
+            Lookup::Miss(claim) => {
+                let made = encode();
+                let image = made.as_ref().map(|m| m.image.clone());
+                claim.finish(made);
+                image.map(|image| (image, false))
             }
+            Lookup::Busy(slot) => match slot.made.wait() {
+                Some(made) if made.content == key.content => Some((made.image.clone(), true)),
+                // Nothing for this version: a client that only waited encodes for itself.
+                _ => encode().map(|m| (m.image, false)),
+            },
         }
     }
 
@@ -381,7 +472,7 @@ mod tests {
 
     #[test]
     fn hit_needs_the_same_surface_content_rect_and_encoding() {
-        let c = ImageCache::new(1000);
+        let c = Arc::new(ImageCache::new(1000));
         assert_eq!(
             c.get_or_encode(key(1), made(10, 1)),
             Some((image(10), false))
@@ -414,7 +505,7 @@ mod tests {
 
     #[test]
     fn pixels_read_at_another_version_are_used_once_and_not_kept() {
-        let c = ImageCache::new(1000);
+        let c = Arc::new(ImageCache::new(1000));
         // Looked up at content 1, read at content 2: the reader gets its image...
         assert_eq!(
             c.get_or_encode(key(1), made(10, 2)),
@@ -433,7 +524,7 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_within_the_byte_budget() {
-        let c = ImageCache::new(100);
+        let c = Arc::new(ImageCache::new(100));
         c.get_or_encode(key(1), made(40, 1));
         c.get_or_encode(key(2), made(40, 2));
         assert!(
@@ -479,8 +570,46 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_dropped_unfinished_ends_its_waiters() {
+        let c = Arc::new(ImageCache::new(1000));
+        let Lookup::Miss(claim) = c.lookup(key(1)) else {
+            panic!("the first reader claims the key");
+        };
+        let Lookup::Busy(slot) = c.lookup(key(1)) else {
+            panic!("the second is told it is being made");
+        };
+        assert!(slot.get().is_none());
+        drop(claim);
+        assert!(matches!(slot.get(), Some(None)));
+        assert!(
+            matches!(c.lookup(key(1)), Lookup::Miss(_)),
+            "forgotten: the next reader encodes"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiter_gives_up_its_thread_until_the_encoding_is_in() {
+        let c = Arc::new(ImageCache::new(1000));
+        let Lookup::Miss(claim) = c.lookup(key(1)) else {
+            panic!("the first reader claims the key");
+        };
+        let Lookup::Busy(slot) = c.lookup(key(1)) else {
+            panic!("the second is told it is being made");
+        };
+        // One thread: the waiter must yield it for the claim to be finished at all.
+        let waiter = tokio::spawn(async move {
+            slot.done().await;
+            slot.get().flatten().map(|m| m.image.clone())
+        });
+        tokio::task::yield_now().await;
+        claim.finish(made(10, 1)());
+        assert_eq!(waiter.await.unwrap(), Some(image(10)));
+        assert!(matches!(c.lookup(key(1)), Lookup::Hit(i) if i == image(10)));
+    }
+
+    #[test]
     fn older_is_the_newest_kept_version_below_the_key_and_not_below_since() {
-        let c = ImageCache::new(1000);
+        let c = Arc::new(ImageCache::new(1000));
         assert_eq!(c.older(key(5), 0, |_| true), None, "nothing kept");
         c.get_or_encode(key(2), made(10, 2));
         c.get_or_encode(key(3), made(11, 3));
@@ -504,7 +633,7 @@ mod tests {
 
     #[test]
     fn older_forgets_evicted_and_unkept_versions() {
-        let c = ImageCache::new(100);
+        let c = Arc::new(ImageCache::new(100));
         c.get_or_encode(key(1), made(60, 1));
         c.get_or_encode(key(2), made(60, 2));
         assert_eq!(
@@ -532,7 +661,7 @@ mod tests {
 
     #[test]
     fn many_hits_and_entries_stay_bounded() {
-        let c = ImageCache::new(1 << 20);
+        let c = Arc::new(ImageCache::new(1 << 20));
         for g in 0..(MAX_ENTRIES as u64 * 2) {
             c.get_or_encode(key(g), made(1, g));
             for _ in 0..3 {

@@ -8,7 +8,8 @@
 //! - `channel`: the sans-IO cores of the main, display, cursor and inputs channels.
 //! - [`pipe`]: a display client's bounded, squashing pipe; `region`: its dirty region.
 //! - `outbox`: framed bytes waiting for a socket, and the ACK window.
-//! - `encode`: 24-bit raw, LZ4 and [`quic`] image payloads; `image_cache`: encode once, send to many.
+//! - `encode`: 24-bit raw, LZ4 and [`quic`] image payloads; `image_cache`: encode once, send to many;
+//!   `encode_pool`: the threads that make large encodings off the connections' runtime.
 //! - [`tls`]: the rustls configuration from PEM files, and the handshake.
 //! - `conn`: one connection's task (the only code touching a socket); `server`: listeners,
 //!   the connection cap, shutdown, and the public [`SpiceServer`] / [`serve`].
@@ -17,6 +18,7 @@
 mod channel;
 mod conn;
 mod encode;
+mod encode_pool;
 mod image_cache;
 pub mod link;
 mod outbox;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::info;
 
+use super::encode_pool::EncodePool;
 use super::image_cache::{ImageCache, DEFAULT_IMAGE_CACHE_BYTES};
 use super::link::LinkPolicy;
 use super::pipe::PipeStats;
@@ -96,6 +97,8 @@ pub struct Session {
     gate: Arc<InputGate>,
     /// Shared by every session of the server.
     cache: Arc<ImageCache>,
+    /// Shared by every session of the server.
+    pool: Arc<EncodePool>,
     /// Written by the display channel after each batch; a `Mutex` for a short copy.
     display: Mutex<Option<DisplayStats>>,
     /// The mouse mode the client asked for; a `Mutex` only for the rare request.
@@ -151,6 +154,11 @@ impl Session {
         &self.cache
     }
 
+    /// The server's encode pool.
+    pub fn encode_pool(&self) -> &Arc<EncodePool> {
+        &self.pool
+    }
+
     /// Records the display channel's counters.
     pub fn set_display_stats(&self, stats: DisplayStats) {
         *self.display.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
@@ -175,6 +183,7 @@ pub struct Sessions {
     max: usize,
     gate: Arc<InputGate>,
     cache: Arc<ImageCache>,
+    pool: Arc<EncodePool>,
     /// The next session's `seq`; only changed under `map`'s lock.
     next_seq: AtomicU64,
 }
@@ -201,6 +210,7 @@ impl Sessions {
                 first: AtomicU32::new(0),
             }),
             cache: Arc::new(ImageCache::new(DEFAULT_IMAGE_CACHE_BYTES)),
+            pool: Arc::default(),
             next_seq: AtomicU64::new(0),
         }
     }
@@ -252,6 +262,7 @@ impl Sessions {
             connected: Instant::now(),
             gate: Arc::clone(&self.gate),
             cache: Arc::clone(&self.cache),
+            pool: Arc::clone(&self.pool),
             display: Mutex::new(None),
             mouse_mode: Mutex::new(MouseMode::CLIENT),
             closed: watch::channel(false).0,

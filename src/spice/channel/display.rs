@@ -8,6 +8,7 @@ use tracing::debug;
 
 use super::{ChannelCore, ChannelError};
 use crate::display::DisplayEvent;
+use crate::spice::image_cache::InFlight;
 use crate::spice::outbox::{AckWindow, Outbox};
 use crate::spice::pipe::{Canvas, DisplayPipe, PipeConfig};
 use crate::spice::session::{DisplayStats, Session};
@@ -48,7 +49,7 @@ impl std::fmt::Debug for DisplayChannel {
 
 impl DisplayChannel {
     /// A linked display channel of `session`: frames SET_ACK. Its pipe shares encodings
-    /// through the session's image cache.
+    /// through the session's image cache and makes large ones in the sessions' encode pool.
     pub fn new(
         canvas: Arc<dyn Canvas>,
         config: PipeConfig,
@@ -56,7 +57,9 @@ impl DisplayChannel {
         now: Instant,
         out: &mut Outbox,
     ) -> Self {
-        let pipe = DisplayPipe::new(config).with_cache(Arc::clone(session.image_cache()));
+        let pipe = DisplayPipe::new(config)
+            .with_cache(Arc::clone(session.image_cache()))
+            .with_encode_pool(Arc::clone(session.encode_pool()), Arc::clone(&canvas));
         let this = Self {
             phase: Phase::ExpectInit {
                 deadline: now + DISPLAY_INIT_TIMEOUT,
@@ -167,6 +170,10 @@ impl ChannelCore for DisplayChannel {
 
     fn has_backlog(&self) -> bool {
         self.phase == Phase::Ready && self.pipe.has_work()
+    }
+
+    fn awaited(&self) -> Option<Arc<InFlight>> {
+        self.pipe.awaited()
     }
 
     fn deadline(&self) -> Option<Instant> {

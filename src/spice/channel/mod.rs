@@ -18,8 +18,10 @@
 //! - `cursor`: CURSOR (latest-value cursor state).
 //! - `inputs`: INPUTS (keys, pointer, buttons, motion acks).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::image_cache::InFlight;
 use super::outbox::Outbox;
 use super::wire::{ChannelType, SpiceLinkErr, WireError};
 use crate::display::DisplayEvent;
@@ -105,6 +107,13 @@ pub trait ChannelCore: Send {
     /// nothing a stalled one.
     fn has_backlog(&self) -> bool {
         false
+    }
+
+    /// An image encoding the core waits for before it can frame more (made in the encode
+    /// pool or by another client); [`ChannelCore::poll_transmit`] is worth calling again
+    /// once it is in.
+    fn awaited(&self) -> Option<Arc<InFlight>> {
+        None
     }
 
     /// A line of counters for the connection's final log entry, if the core keeps any.

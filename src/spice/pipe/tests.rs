@@ -12,6 +12,7 @@ use crate::spice::wire::{
 use rig::*;
 
 mod cache;
+mod pool;
 mod quic;
 mod rig;
 
@@ -77,7 +78,7 @@ fn ack_window_stops_the_pipe_until_acked() {
                 .paint(Rect::ltrb(i * 3, batch * 2, i * 3 + 1, batch * 2 + 1), 3);
             rig.event(e);
         }
-        rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
+        rig.pipe.poll_transmit(&*rig.canvas, &rig.ack, &mut rig.out);
     }
     assert!(rig.out.sent() - before <= 41, "{}", rig.out.sent() - before);
     assert!(rig.pipe.has_work());
@@ -92,16 +93,16 @@ fn byte_budget_stops_encoding_while_the_socket_is_full() {
         ..CONFIG
     });
     // SURFACE_CREATE fits; the full image (9 KiB) waits for the socket to drain.
-    rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
+    rig.pipe.poll_transmit(&*rig.canvas, &rig.ack, &mut rig.out);
     assert!(rig.out.pending() < 100);
     let n = rig.out.pending();
     rig.out.advance(n);
     // An empty socket always takes the next message, however large.
-    rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
+    rig.pipe.poll_transmit(&*rig.canvas, &rig.ack, &mut rig.out);
     let pending = rig.out.pending();
     assert!(pending > 64 * 48 * 3);
     assert!(rig.pipe.has_work());
-    rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
+    rig.pipe.poll_transmit(&*rig.canvas, &rig.ack, &mut rig.out);
     assert_eq!(rig.out.pending(), pending);
 }
 
@@ -182,7 +183,7 @@ fn resync_after_missed_events_repaints_or_recreates() {
     rig.drain();
     // Events lost (broadcast lag): the canvas changed, nobody told the pipe.
     rig.canvas.paint(Rect::ltrb(3, 3, 30, 30), 0x42);
-    rig.pipe.resync(&rig.canvas);
+    rig.pipe.resync(&*rig.canvas);
     rig.drain();
     rig.assert_converged();
     assert_eq!(rig.client.draws.last(), Some(&Rect::ltrb(0, 0, 64, 48)));
@@ -191,7 +192,7 @@ fn resync_after_missed_events_repaints_or_recreates() {
     rig.client.types.clear();
     rig.canvas.resize(50, 20);
     rig.canvas.paint(Rect::ltrb(0, 0, 10, 10), 0x24);
-    rig.pipe.resync(&rig.canvas);
+    rig.pipe.resync(&*rig.canvas);
     rig.drain();
     assert_eq!(
         rig.client.types[..2],
@@ -253,7 +254,7 @@ fn random_events_late_delivery_and_a_sluggish_client_always_converge() {
                     }
                 }
                 12 => {
-                    rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
+                    rig.pipe.poll_transmit(&*rig.canvas, &rig.ack, &mut rig.out);
                     let n = (next(&mut x) as usize % 3000).min(rig.out.pending());
                     let bytes = rig.out.unsent_bytes()[..n].to_vec();
                     rig.out.advance(n);

@@ -25,7 +25,7 @@ fn encode_once_serves_every_client_reading_the_same_generation() {
     a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
     b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
     for rig in [&mut a, &mut b] {
-        rig.pipe.resync(&rig.canvas);
+        rig.pipe.resync(&*rig.canvas);
         let e = rig.canvas.paint(Rect::ltrb(3, 4, 40, 30), 0x5a);
         rig.event(e);
         rig.drain();
@@ -56,7 +56,7 @@ fn encode_once_survives_changes_elsewhere_on_the_surface() {
     a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
     b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
     for rig in [&mut a, &mut b] {
-        rig.pipe.resync(&rig.canvas);
+        rig.pipe.resync(&*rig.canvas);
         rig.drain();
     }
     let text = Rect::ltrb(2, 2, 30, 20);
@@ -93,7 +93,7 @@ fn lz4_that_does_not_pay_is_decided_once_and_sent_raw_to_every_client() {
     a.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
     b.pipe = DisplayPipe::new(lz4).with_cache(Arc::clone(&cache));
     for rig in [&mut a, &mut b] {
-        rig.pipe.resync(&rig.canvas);
+        rig.pipe.resync(&*rig.canvas);
         rig.drain();
         let lz4_before = rig.pipe.stats().lz4_images;
         let e = rig

@@ -72,7 +72,7 @@ fn quic_is_encoded_once_for_every_client() {
     a.pipe = DisplayPipe::new(auto).with_cache(Arc::clone(&cache));
     b.pipe = DisplayPipe::new(auto).with_cache(Arc::clone(&cache));
     for rig in [&mut a, &mut b] {
-        rig.pipe.resync(&rig.canvas);
+        rig.pipe.resync(&*rig.canvas);
         rig.drain();
         let e = rig.canvas.paint_natural(Rect::ltrb(5, 3, 60, 40), 42);
         rig.event(e);
@@ -92,7 +92,7 @@ fn two_clients() -> (Rig, Rig) {
     a.pipe = DisplayPipe::new(auto).with_cache(Arc::clone(&cache));
     b.pipe = DisplayPipe::new(auto).with_cache(cache);
     for rig in [&mut a, &mut b] {
-        rig.pipe.resync(&rig.canvas);
+        rig.pipe.resync(&*rig.canvas);
         rig.drain();
     }
     (a, b)
@@ -109,7 +109,7 @@ fn next_frame(a: &mut Rig, b: &mut Rig, seed: u32) {
 
 /// One poll, delivered: what a client gets when its socket drains once.
 fn poll_once(rig: &mut Rig) {
-    rig.pipe.poll_transmit(&rig.canvas, &rig.ack, &mut rig.out);
+    rig.pipe.poll_transmit(&*rig.canvas, &rig.ack, &mut rig.out);
     let bytes = rig.out.unsent_bytes();
     rig.out.advance(bytes.len());
     rig.client.receive(&bytes);

@@ -291,7 +291,7 @@ pub(super) const CONFIG: PipeConfig = PipeConfig {
 };
 
 pub(super) struct Rig {
-    pub(super) canvas: FakeCanvas,
+    pub(super) canvas: Arc<FakeCanvas>,
     pub(super) pipe: DisplayPipe,
     pub(super) ack: AckWindow,
     pub(super) out: Outbox,
@@ -300,17 +300,21 @@ pub(super) struct Rig {
 
 impl Rig {
     pub(super) fn new(config: PipeConfig) -> Self {
+        Self::with_canvas(config, Arc::new(FakeCanvas::new(64, 48)))
+    }
+
+    pub(super) fn with_canvas(config: PipeConfig, canvas: Arc<FakeCanvas>) -> Self {
         let mut out = Outbox::new(MessageWriter::new(HeaderKind::Mini));
         let ack = AckWindow::start(&mut out);
         let mut rig = Self {
-            canvas: FakeCanvas::new(64, 48),
+            canvas,
             pipe: DisplayPipe::new(config),
             ack,
             out,
             client: Client::default(),
         };
         rig.ack.handle_ack_sync(1);
-        rig.pipe.resync(&rig.canvas);
+        rig.pipe.resync(&*rig.canvas);
         rig
     }
 
@@ -319,7 +323,7 @@ impl Rig {
         loop {
             let more = self
                 .pipe
-                .poll_transmit(&self.canvas, &self.ack, &mut self.out);
+                .poll_transmit(&*self.canvas, &self.ack, &mut self.out);
             let bytes = self.out.unsent_bytes();
             self.out.advance(bytes.len());
             self.client.receive(&bytes);
@@ -328,6 +332,10 @@ impl Rig {
             }
             if !more && !self.pipe.has_work() {
                 return;
+            }
+            if self.pipe.awaited().is_some() {
+                // An image is being made in the encode pool.
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
     }
