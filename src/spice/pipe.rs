@@ -129,6 +129,10 @@ pub struct PipeStats {
     /// Of those, older versions of a rectangle sent to a client behind (its rectangle kept
     /// dirty).
     pub older_images: u64,
+    /// Images this client had made in the encode pool.
+    pub pooled: u64,
+    /// Images this client waited for while another client made them.
+    pub waited: u64,
 }
 
 /// The per-client display pipe. See the module documentation.
@@ -723,16 +727,20 @@ impl DisplayPipe {
                     current: true,
                 }))
             }
-            Lookup::Busy(slot) => Some(Step::Wait(Awaiting {
-                rect,
-                slot,
-                whose: Whose::Other {
-                    content: version.content,
-                    generation: version.generation,
-                },
-            })),
+            Lookup::Busy(slot) => {
+                self.stats.waited = self.stats.waited.saturating_add(1);
+                Some(Step::Wait(Awaiting {
+                    rect,
+                    slot,
+                    whose: Whose::Other {
+                        content: version.content,
+                        generation: version.generation,
+                    },
+                }))
+            }
             Lookup::Miss(claim) => match &self.offload {
                 Some(offload) if worth_offloading(encoding, &rect) => {
+                    self.stats.pooled = self.stats.pooled.saturating_add(1);
                     let slot = Arc::clone(claim.slot());
                     let canvas = Arc::clone(&offload.canvas);
                     offload.pool.run(Box::new(move || {

@@ -126,6 +126,7 @@ fn a_large_image_is_made_in_the_pool_and_nothing_overtakes_it() {
         .iter()
         .all(|t| *t == DisplayMsg::DRAW_COPY));
     assert!(rig.pipe.stats().quic_images >= 1);
+    assert_eq!(rig.pipe.stats().pooled, rig.pipe.stats().draws);
     rig.assert_converged();
 }
 
@@ -147,6 +148,8 @@ fn a_second_client_waits_for_the_first_clients_encoding() {
         "every image of the second came from the first"
     );
     assert_eq!(cache.stats().misses, a.draws);
+    assert_eq!((a.pooled, a.waited), (a.draws, 0));
+    assert_eq!((b.pooled, b.waited), (0, b.draws));
 }
 
 #[test]
