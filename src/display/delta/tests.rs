@@ -565,3 +565,33 @@ fn random_draws_with_and_without_moved_content_replay_exactly() {
     }
     assert!(copies > 20, "scrolls are found: {copies}");
 }
+
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_the_scroll_search_of_an_editor() {
+    // The office workload's editor: 944 × 976 of a 1416 × 1040 screen, scrolled 3 lines.
+    let (w, h) = (1416u32, 1040u32);
+    let mut px = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            px.extend_from_slice(&doc(1, i64::from(y), x).to_le_bytes());
+        }
+    }
+    let s = Surface::new(w, h, SurfaceFormat::XRGB32, Some(&px)).unwrap();
+    let bbox = Rect::ltrb(8, 64, 952, 1040);
+    let bm = bitmap(944, 976, BitmapFormat::THIRTY_TWO_BIT, |x, y| {
+        doc(1, i64::from(y) + 64 + 48, x + 8)
+    });
+    let view = SourceView::from_bitmap(&bm).unwrap();
+    let area = Rect::ltrb(0, 0, 944, 976);
+    let incoming = Incoming::copy(&s, bbox, &Clip::None, &view, area, Rop::OP_PUT).unwrap();
+    let runs = 50;
+    let start = std::time::Instant::now();
+    let mut found = Vec::new();
+    for _ in 0..runs {
+        found = changes(&s, &incoming);
+    }
+    let per = start.elapsed() / runs;
+    eprintln!("editor scroll: {per:?} per draw, {found:?}");
+    assert!(matches!(found.first(), Some(Change::CopyBits { .. })));
+}
