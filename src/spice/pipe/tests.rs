@@ -135,18 +135,8 @@ fn mode_change_recreates_the_primary_and_unseen_surfaces_are_dropped() {
     rig.drain();
     rig.client.types.clear();
     // Two resizes while the client is not reading: only the last surface is sent.
-    let a = rig.canvas.resize(32, 32);
-    rig.event(DisplayEvent::SurfaceDestroyed {
-        surface_id: 0,
-        generation: a.generation,
-    });
-    rig.event(DisplayEvent::SurfaceCreated(a));
-    let b = rig.canvas.resize(40, 30);
-    rig.event(DisplayEvent::SurfaceDestroyed {
-        surface_id: 0,
-        generation: b.generation,
-    });
-    rig.event(DisplayEvent::SurfaceCreated(b));
+    rig.replace_primary(32, 32);
+    rig.replace_primary(40, 30);
     let e = rig.canvas.paint(Rect::ltrb(1, 1, 3, 3), 4);
     rig.event(e);
     rig.drain();

@@ -181,12 +181,7 @@ fn an_image_of_a_replaced_surface_is_dropped() {
     let (mut rigs, gate, _cache) = clients(1);
     let rig = &mut rigs[0];
     assert!(poll_once(rig));
-    let info = rig.canvas.resize(40, 30);
-    rig.event(DisplayEvent::SurfaceDestroyed {
-        surface_id: 0,
-        generation: info.generation,
-    });
-    rig.event(DisplayEvent::SurfaceCreated(info));
+    rig.replace_primary(40, 30);
     let e = rig.canvas.paint(Rect::ltrb(0, 0, 40, 30), 0x44);
     rig.event(e);
     assert!(rig.pipe.awaited().is_none(), "forgotten with the surface");

@@ -344,6 +344,16 @@ impl Rig {
         self.pipe.handle_event(&e);
     }
 
+    /// Gives the canvas a new `w × h` primary and the pipe the events the worker sends then.
+    pub(super) fn replace_primary(&mut self, w: u32, h: u32) {
+        let info = self.canvas.resize(w, h);
+        self.event(DisplayEvent::SurfaceDestroyed {
+            surface_id: 0,
+            generation: info.generation,
+        });
+        self.event(DisplayEvent::SurfaceCreated(info));
+    }
+
     /// B, G and R of every pixel match.
     pub(super) fn assert_converged(&self) {
         assert!(
