@@ -448,11 +448,12 @@ impl Driver {
         tokio::pin!(stall_timer);
         loop {
             let mut more = false;
+            let mut awaited = None;
             if self.out.pending() < LOW_WATER {
                 more = self.core.poll_transmit(&mut self.out);
+                awaited = self.core.awaited();
             }
             let deadline = self.core.deadline();
-            let awaited = self.core.awaited();
             let waiting = self.out.pending() > 0 || self.core.has_backlog();
             if !waiting {
                 self.last_progress = Instant::now();

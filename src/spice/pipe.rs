@@ -156,6 +156,8 @@ pub struct DisplayPipe {
     /// The image of a dirty rectangle being made elsewhere: nothing more is framed until it
     /// is in, so messages keep the order they would have had with the encoding made here.
     awaiting: Option<Awaiting>,
+    /// The last [`DisplayPipe::poll_transmit`] stopped because that image was not in.
+    stopped_on_image: bool,
 }
 
 /// The encode pool and the display its jobs read.
@@ -207,6 +209,7 @@ impl DisplayPipe {
             cache: None,
             offload: None,
             awaiting: None,
+            stopped_on_image: false,
         }
     }
 
@@ -223,12 +226,14 @@ impl DisplayPipe {
         self
     }
 
-    /// The encoding the pipe waits for before it can frame more, while it is not in: the
-    /// connection calls [`DisplayPipe::poll_transmit`] again once it is.
+    /// The encoding that stopped the last [`DisplayPipe::poll_transmit`]: the connection
+    /// calls it again once the encoding is in (at once if it came in since). `None` when the
+    /// call stopped for another reason (the ACK window, the budget), whose end wakes the
+    /// connection anyway, so that a finished encoding never makes it spin.
     pub fn awaited(&self) -> Option<Arc<InFlight>> {
         self.awaiting
             .as_ref()
-            .filter(|a| a.slot.get().is_none())
+            .filter(|_| self.stopped_on_image)
             .map(|a| Arc::clone(&a.slot))
     }
 
@@ -443,6 +448,7 @@ impl DisplayPipe {
         behind: &mut Vec<Rect>,
     ) -> bool {
         let start = out.pending();
+        self.stopped_on_image = false;
         for _ in 0..MAX_MESSAGES_PER_POLL {
             if !self.has_work() {
                 return false;
@@ -459,6 +465,7 @@ impl DisplayPipe {
             }
             if self.awaiting.is_some() {
                 if !self.take_awaited(out, behind) {
+                    self.stopped_on_image = true;
                     return false;
                 }
             } else {
