@@ -607,14 +607,7 @@ impl DisplayPipe {
             return true;
         };
         match (whose, made) {
-            (Whose::Own, Some(made)) => {
-                let payload = Payload {
-                    generation: made.generation,
-                    image: made.image,
-                    current: true,
-                };
-                self.send_image(rect, payload, out, behind);
-            }
+            (Whose::Own, Some(made)) => self.send_image(rect, Payload::read(made), out, behind),
             // Read nothing: as when encoding here, the surface's events fix the client.
             (Whose::Own, None) => {}
             (
@@ -702,11 +695,7 @@ impl DisplayPipe {
         };
         let Some(cache) = &self.cache else {
             let made = read_and_encode(canvas, rect, encoding)?;
-            return Some(Step::Ready(Payload {
-                generation: made.generation,
-                image: made.image,
-                current: true,
-            }));
+            return Some(Step::Ready(Payload::read(made)));
         };
         let version = canvas.rect_version(PRIMARY, rect)?;
         let key = ImageKey {
@@ -761,13 +750,8 @@ impl DisplayPipe {
                 }
                 _ => {
                     let made = read_and_encode(canvas, rect, encoding);
-                    let payload = made.as_ref().map(|m| Payload {
-                        generation: m.generation,
-                        image: m.image.clone(),
-                        current: true,
-                    });
-                    claim.finish(made);
-                    payload.map(Step::Ready)
+                    claim.finish(made.clone());
+                    made.map(|m| Step::Ready(Payload::read(m)))
                 }
             },
         }
@@ -794,6 +778,17 @@ struct Payload {
     image: EncodedImage,
     /// False for an older version than the rectangle's current one.
     current: bool,
+}
+
+impl Payload {
+    /// A read made for this client: the rectangle as it is now.
+    fn read(made: Made) -> Self {
+        Self {
+            generation: made.generation,
+            image: made.image,
+            current: true,
+        }
+    }
 }
 
 /// Pixels from which an encoding goes to the encode pool: about a millisecond of work
