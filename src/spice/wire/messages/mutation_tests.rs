@@ -1,5 +1,6 @@
 //! Property tests over mutated bytes: decoders never panic, and whatever decodes re-encodes
-//! to bytes that decode to the same value (a cheap stand-in until the cargo-fuzz targets).
+//! to bytes that decode to the same value. These run in CI; the cargo-fuzz target
+//! `spice_client_messages` (`fuzz/`) explores the same decoders at length.
 
 // Tests index freely: a panic there is a failed test, not a crash.
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
