@@ -55,13 +55,13 @@ impl DisplaySink for CheckingSink {
         argb: &[u8],
         width: u32,
         height: u32,
-        hot_x: u32,
-        hot_y: u32,
+        _hot_x: u32,
+        _hot_y: u32,
         _x: i32,
         _y: i32,
     ) -> Result<(), SinkError> {
+        // The hot spot is the guest's word, unchecked: the sink clamps it.
         assert_eq!(argb.len(), width as usize * height as usize * 4);
-        assert!(hot_x < width.max(1) && hot_y < height.max(1));
         Ok(())
     }
 
