@@ -1,6 +1,7 @@
 //! What a guest leaves in the QXL rings and memory, through the whole consuming side: the
 //! `qxl` consumer parses each command out of shared memory and the display worker draws it
-//! onto the canonical surfaces. Nothing may panic; the worker must drain every command.
+//! onto the canonical surfaces. Nothing may panic, and the worker must answer an I/O request
+//! pushed after the commands, which it takes only once it has taken them all.
 //!
 //! Input: two bytes giving how many of the following bytes are written into guest RAM (the
 //! arena the commands point into), then 9-byte commands: a flags byte (type in bits 0-2,
