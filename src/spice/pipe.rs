@@ -309,9 +309,7 @@ impl DisplayPipe {
                 self.queue.clear();
                 self.queue.push_back(Item::Reset);
                 self.client_primary = None;
-                self.dirty.clear();
-                self.reads.clear();
-                self.awaiting = None;
+                self.forget_pixels();
             }
             _ => {}
         }
@@ -323,10 +321,8 @@ impl DisplayPipe {
         }
         self.queue.push_back(Item::Create(size));
         self.client_primary = Some(size);
-        self.awaiting = None;
-        self.dirty.clear();
+        self.forget_pixels();
         self.dirty.add(size.rect());
-        self.reads.clear();
         self.queue.push_back(Item::Flush);
         if self.config.monitors_config {
             self.queue.push_back(Item::MonitorsConfig);
@@ -353,9 +349,15 @@ impl DisplayPipe {
         // rectangles before that surface is created.
         self.queue.retain(|i| *i != Item::Flush);
         self.client_primary = None;
-        self.awaiting = None;
+        self.forget_pixels();
+    }
+
+    /// Forgets what the client is owed of the old primary's pixels: the dirty region, the
+    /// reads recorded for COPY_BITS, and an image still being made.
+    fn forget_pixels(&mut self) {
         self.dirty.clear();
         self.reads.clear();
+        self.awaiting = None;
     }
 
     fn damage(&mut self, rect: Rect, generation: u64) {
